@@ -1,0 +1,101 @@
+"""Query parameters -> a validated, typed request (or a 400 naming the parameter)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+from werkzeug.datastructures import MultiDict
+
+from calls_batch_get.models import ContactStatus
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+# Past any real batch size, and inside every integer type between here and PostgreSQL.
+MAX_OFFSET = 2_147_483_647
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# Twenty digits is past MAX_OFFSET yet short enough that int() never meets Python's digit limit.
+_INTEGER = re.compile(r"-?[0-9]{1,20}")
+
+T = TypeVar("T")
+
+
+class ParamError(Exception):
+    """A query parameter is missing or malformed; the message names it."""
+
+
+class BatchQuery(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    batch_id: UUID
+    contact_status: ContactStatus | None = None
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+
+
+def _single(args: MultiDict[str, str], name: str) -> str | None:
+    values = args.getlist(name)
+    if len(values) > 1:
+        raise ParamError(f"{name} query parameter is given more than once")
+    return values[0] if values else None
+
+
+def _batch_id(raw: str | None) -> UUID:
+    if raw is None or raw == "":
+        raise ParamError("batch_id query parameter is required")
+    if not _UUID.fullmatch(raw):
+        raise ParamError("batch_id must be a UUID")
+    return UUID(raw)
+
+
+def _contact_status(raw: str) -> ContactStatus:
+    try:
+        return ContactStatus(raw)
+    except ValueError:
+        allowed = ", ".join(s.value for s in ContactStatus)
+        raise ParamError(f"contact_status must be one of: {allowed}") from None
+
+
+def _integer(name: str, raw: str) -> int:
+    if not _INTEGER.fullmatch(raw):
+        raise ParamError(f"{name} must be an integer")
+    return int(raw)
+
+
+def _limit(raw: str) -> int:
+    value = _integer("contact_limit", raw)
+    if value < 1:
+        raise ParamError("contact_limit must be at least 1")
+    return min(value, MAX_LIMIT)
+
+
+def _offset(raw: str) -> int:
+    value = _integer("contact_offset", raw)
+    if value < 0:
+        raise ParamError("contact_offset must be at least 0")
+    if value > MAX_OFFSET:
+        raise ParamError(f"contact_offset must be at most {MAX_OFFSET}")
+    return value
+
+
+def _optional(
+    args: MultiDict[str, str], name: str, parse: Callable[[str], T], default: T
+) -> T:
+    raw = _single(args, name)
+    return default if raw is None else parse(raw)
+
+
+def parse_query(args: MultiDict[str, str]) -> BatchQuery:
+    """Checks the parameters in the documented order; unknown parameters are ignored."""
+    batch_id = _batch_id(_single(args, "batch_id"))
+    status: ContactStatus | None = _optional(args, "contact_status", _contact_status, None)
+    return BatchQuery(
+        batch_id=batch_id,
+        contact_status=status,
+        limit=_optional(args, "contact_limit", _limit, DEFAULT_LIMIT),
+        offset=_optional(args, "contact_offset", _offset, 0),
+    )
