@@ -10,6 +10,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict
 from werkzeug.datastructures import MultiDict
 
+from calls_batch_get.errors import ApiError
 from calls_batch_get.models import ContactStatus
 
 DEFAULT_LIMIT = 50
@@ -24,8 +25,10 @@ _INTEGER = re.compile(r"-?[0-9]{1,20}")
 T = TypeVar("T")
 
 
-class ParamError(Exception):
-    """A query parameter is missing or malformed; the message names it."""
+class ParamError(ApiError):
+    """A query parameter is missing or malformed (400); the message names it."""
+
+    status = 400
 
 
 class BatchQuery(BaseModel):

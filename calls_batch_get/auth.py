@@ -1,0 +1,145 @@
+"""Supabase access tokens -> the calling user, or a 401 that says what was wrong."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+import jwt
+from jwt import PyJWK, PyJWKClient, PyJWKClientConnectionError, PyJWKClientError, PyJWKSetError
+from jwt.exceptions import InvalidSubjectError
+
+from calls_batch_get.errors import ApiError
+from calls_batch_get.settings import Settings
+
+ASYMMETRIC_ALGORITHMS = frozenset({"ES256", "RS256"})
+AUDIENCE = "authenticated"
+# Clock skew between Supabase Auth and this instance.
+LEEWAY_SECONDS = 30
+# An unknown kid refetches the key set at most this often, so garbage kids cannot hammer Auth.
+JWKS_REFRESH_COOLDOWN_SECONDS = 30.0
+JWKS_LIFESPAN_SECONDS = 600.0
+JWKS_FETCH_TIMEOUT_SECONDS = 5.0
+
+
+class AuthError(ApiError):
+    """The caller is not authenticated (401). The message never echoes the token."""
+
+    status = 401
+
+
+class KeyServiceError(ApiError):
+    """The key set could not be fetched (500): our dependency's outage must not log users out."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    user_id: UUID
+
+
+def bearer_token(authorization: str | None) -> str:
+    if authorization is None or not authorization.strip():
+        raise AuthError("Missing authorization header")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthError("Authorization header must be 'Bearer <token>'")
+    return token.strip()
+
+
+_CLAIM_ERRORS: tuple[tuple[type[jwt.InvalidTokenError], str], ...] = (
+    (jwt.ExpiredSignatureError, "Token has expired"),
+    (jwt.ImmatureSignatureError, "Token is not yet valid"),
+    (jwt.InvalidAudienceError, f"Token audience is not '{AUDIENCE}'"),
+    (jwt.InvalidIssuerError, "Token issuer is not accepted"),
+    (jwt.InvalidIssuedAtError, "Token issue time is invalid"),
+    (InvalidSubjectError, "Token subject is not a user id"),
+    (jwt.InvalidSignatureError, "Token signature is invalid"),
+    (jwt.InvalidAlgorithmError, "Token algorithm is not allowed"),
+    (jwt.DecodeError, "Token is malformed"),
+)
+
+
+def _describe(error: jwt.InvalidTokenError) -> str:
+    if isinstance(error, jwt.MissingRequiredClaimError):
+        return f"Token is missing the '{error.claim}' claim"
+    for kind, message in _CLAIM_ERRORS:
+        if isinstance(error, kind):
+            return message
+    return "Token is invalid"
+
+
+class TokenVerifier:
+    """Verifies Supabase access tokens: asymmetric ones against the project's key set, legacy
+    HS256 ones against SUPABASE_JWT_SECRET when (and only when) it is configured."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._secret = settings.jwt_secret
+        self._issuer = settings.jwt_issuer
+        self._jwks = PyJWKClient(
+            settings.jwks_url,
+            cache_jwk_set=True,
+            lifespan=JWKS_LIFESPAN_SECONDS,
+            timeout=JWKS_FETCH_TIMEOUT_SECONDS,
+            cooldown_duration=JWKS_REFRESH_COOLDOWN_SECONDS,
+        )
+
+    def verify(self, token: str) -> Caller:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise AuthError("Token is malformed") from None
+        algorithm = header.get("alg")
+        key = self._key_for(algorithm, header.get("kid"))
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[str(algorithm)],
+                audience=AUDIENCE,
+                issuer=self._issuer,
+                leeway=LEEWAY_SECONDS,
+                options={"require": ["exp", "sub", "aud", "iss"]},
+            )
+        except jwt.InvalidTokenError as error:
+            raise AuthError(_describe(error)) from None
+        return Caller(user_id=_user_id(claims.get("sub")))
+
+    def _key_for(self, algorithm: object, kid: object) -> str | PyJWK:
+        if algorithm == "HS256":
+            if self._secret is None:
+                raise AuthError("HS256 tokens are not accepted by this project")
+            return self._secret
+        if algorithm not in ASYMMETRIC_ALGORITHMS:
+            raise AuthError("Token algorithm is not allowed")
+        if not isinstance(kid, str) or not kid:
+            raise AuthError("Token has no key id")
+        try:
+            jwk = self._jwks.get_signing_key(kid)
+        except PyJWKClientError as error:
+            # PyJWT reports "no such kid" and "the key set is unusable" with the same class;
+            # only the first is the token's fault. A set we can read that lacks the kid is that.
+            if isinstance(error, PyJWKClientConnectionError) or not self._key_set_readable():
+                raise KeyServiceError("Failed to verify token") from error
+            raise AuthError("Token is signed with an unknown key") from None
+        except (PyJWKSetError, ValueError) as error:
+            raise KeyServiceError("Failed to verify token") from error
+        # A key is only good for its own algorithm: no RS256 token against an EC key, and so on.
+        if jwk.algorithm_name != algorithm:
+            raise AuthError("Token algorithm does not match its key")
+        return jwk
+
+    def _key_set_readable(self) -> bool:
+        try:
+            self._jwks.get_signing_keys()
+        except (PyJWKClientError, PyJWKSetError, ValueError):
+            return False
+        return True
+
+
+def _user_id(sub: object) -> UUID:
+    if not isinstance(sub, str):
+        raise AuthError("Token subject is not a user id")
+    try:
+        return UUID(sub)
+    except ValueError:
+        raise AuthError("Token subject is not a user id") from None

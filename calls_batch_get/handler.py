@@ -1,0 +1,122 @@
+"""The flow of one request, top to bottom, in the order of DESIGN.md's checks."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from uuid import UUID
+
+from flask import Request, Response
+
+from calls_batch_get.auth import TokenVerifier, bearer_token
+from calls_batch_get.errors import ApiError
+from calls_batch_get.http import (
+    Cors,
+    error_response,
+    finish,
+    json_response,
+    preflight_response,
+    request_id,
+)
+from calls_batch_get.lazy import Lazy
+from calls_batch_get.log import severity
+from calls_batch_get.models import BatchDetail, ContactPagination
+from calls_batch_get.params import BatchQuery, parse_query
+from calls_batch_get.store import BatchRead, Store
+
+
+@dataclass
+class _Outcome:
+    """What the log line says about a request, filled in as the request goes."""
+
+    user_id: UUID | None = None
+    error: str | None = None
+    cause: str | None = None
+
+
+class Handler:
+    def __init__(
+        self, cors: Cors, verifier: Lazy[TokenVerifier], store: Lazy[Store], logger: logging.Logger
+    ) -> None:
+        self._cors = cors
+        self._verifier = verifier
+        self._store = store
+        self._logger = logger
+
+    def __call__(self, request: Request) -> Response:
+        started = time.perf_counter()
+        rid = request_id(request.headers.get("X-Request-Id"))
+        outcome = _Outcome()
+        try:
+            response = self._respond(request, outcome)
+        except ApiError as error:
+            outcome.error = error.message
+            outcome.cause = _cause(error)
+            response = error_response(error.status, error.message)
+        except Exception as error:  # the caller gets a fixed 500; the log, the type
+            outcome.error = "Internal server error"
+            outcome.cause = type(error).__name__
+            response = error_response(500, "Internal server error")
+        finish(response, rid, self._cors.headers(request.headers.get("Origin")))
+        self._log(request, response, rid, outcome, time.perf_counter() - started)
+        return response
+
+    def _respond(self, request: Request, outcome: _Outcome) -> Response:
+        if request.method == "OPTIONS":
+            return preflight_response()
+        if request.method != "GET":
+            raise ApiError("Method not allowed", status=405)
+        token = bearer_token(request.headers.get("Authorization"))
+        caller = self._verifier.get().verify(token)
+        outcome.user_id = caller.user_id
+        query = parse_query(request.args)
+        read = self._store.get().read(caller.user_id, query)
+        if read.agency_id is None:
+            raise ApiError("User is not associated with an agency", status=403)
+        if read.batch is None:
+            raise ApiError("Batch not found", status=404)
+        return json_response(200, _detail(read, query).model_dump_json())
+
+    def _log(
+        self, request: Request, response: Response, rid: str, outcome: _Outcome, seconds: float
+    ) -> None:
+        fields: dict[str, object] = {
+            "method": request.method,
+            "status": response.status_code,
+            "latency_ms": round(seconds * 1000, 2),
+            "request_id": rid,
+            "user_id": str(outcome.user_id) if outcome.user_id else None,
+        }
+        if outcome.error is not None:
+            fields["error"] = outcome.error
+        if outcome.cause is not None:
+            fields["cause"] = outcome.cause
+        self._logger.log(
+            severity(response.status_code),
+            "%s %s",
+            request.method,
+            response.status_code,
+            extra={"fields": fields},
+        )
+
+
+def _detail(read: BatchRead, query: BatchQuery) -> BatchDetail:
+    assert read.batch is not None
+    contacts = read.page.contacts
+    return BatchDetail(
+        batch=read.batch,
+        contacts=contacts,
+        contact_pagination=ContactPagination(
+            total=read.page.total,
+            limit=query.limit,
+            offset=query.offset,
+            has_more=query.offset + len(contacts) < read.page.total,
+        ),
+    )
+
+
+def _cause(error: ApiError) -> str | None:
+    """The class of what went wrong underneath, for the log; its text may hold data, so not that."""
+    cause = error.__cause__
+    return None if cause is None else f"{type(cause).__module__}.{type(cause).__name__}"

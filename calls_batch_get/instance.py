@@ -1,0 +1,37 @@
+"""Everything one instance of the function keeps between requests, wired from its settings."""
+
+from __future__ import annotations
+
+from calls_batch_get.auth import TokenVerifier
+from calls_batch_get.handler import Handler
+from calls_batch_get.http import Cors
+from calls_batch_get.lazy import Lazy
+from calls_batch_get.log import configure
+from calls_batch_get.settings import Settings
+from calls_batch_get.store import Store
+
+
+def create_store(settings: Settings) -> Store:
+    if settings.database_url is not None:
+        # Imported here so that a PostgREST-only deployment never loads the database driver.
+        from calls_batch_get.store.postgres import PostgresStore
+
+        return PostgresStore(settings.database_url, settings.db_timeout_seconds)
+
+    from calls_batch_get.store.supabase import SupabaseStore, create_supabase_client
+
+    assert settings.service_role_key is not None, "load_settings demands a key without a DB URL"
+    return SupabaseStore(
+        create_supabase_client(
+            settings.supabase_url, settings.service_role_key, settings.db_timeout_seconds
+        )
+    )
+
+
+def create_handler(settings: Settings) -> Handler:
+    return Handler(
+        cors=Cors(settings.cors_allow_origins),
+        verifier=Lazy(lambda: TokenVerifier(settings)),
+        store=Lazy(lambda: create_store(settings)),
+        logger=configure(settings.log_level),
+    )

@@ -1,0 +1,131 @@
+"""The three reads through supabase-py (PostgREST), sent concurrently."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+from uuid import UUID
+
+import httpx
+from postgrest import APIError, CountMethod, SyncSelectRequestBuilder
+from pydantic import ValidationError
+from supabase import Client, ClientOptions, create_client
+
+from calls_batch_get.models import BATCH_COLUMNS, CONTACT_COLUMNS, Batch, Contact
+from calls_batch_get.params import BatchQuery
+from calls_batch_get.store import BatchRead, ContactsPage, StoreError
+
+T = TypeVar("T")
+
+# PostgREST's answer to a counted request whose offset is past the last row.
+RANGE_NOT_SATISFIABLE = "PGRST103"
+# Three reads per request; enough threads for Cloud Run's default concurrency of a gen2 function.
+MAX_THREADS = 64
+# What a read can fail with: PostgREST errors (also non-JSON ones, which postgrest-py wraps),
+# transport errors and timeouts, and rows that do not fit the response models.
+_READ_ERRORS = (APIError, httpx.HTTPError, ValidationError, ValueError, TypeError, KeyError)
+
+
+def create_supabase_client(url: str, key: str, timeout_seconds: float) -> Client:
+    return create_client(
+        url,
+        key,
+        options=ClientOptions(
+            postgrest_client_timeout=timeout_seconds,
+            # Its retries sleep 1, 2, 4... seconds on a 503/520 or a dropped connection: far past
+            # what a person watching a screen waits for. A failed read is a 500 they can retry.
+            postgrest_client_retry=False,
+            # A server-side key has no session to refresh or keep.
+            auto_refresh_token=False,
+            persist_session=False,
+        ),
+    )
+
+
+class SupabaseStore:
+    def __init__(self, client: Client, threads: ThreadPoolExecutor | None = None) -> None:
+        self._client = client
+        self._threads = threads or ThreadPoolExecutor(
+            max_workers=MAX_THREADS, thread_name_prefix="supabase-read"
+        )
+
+    def read(self, user_id: UUID, query: BatchQuery) -> BatchRead:
+        # All three go out at once; what the caller may see is decided only when they are back.
+        agency = self._threads.submit(self._agency_of, user_id)
+        batch = self._threads.submit(self._batch, query.batch_id)
+        page = self._threads.submit(self._contacts, query)
+
+        agency_id = _result(agency, "Failed to fetch user")
+        if agency_id is None:
+            return BatchRead(agency_id=None)
+        found = _result(batch, "Failed to fetch batch")
+        if found is None or found.agency_id != agency_id:
+            return BatchRead(agency_id=agency_id)
+        contacts = _result(page, "Failed to fetch contacts")
+        return BatchRead(agency_id=agency_id, batch=found, page=contacts)
+
+    def _agency_of(self, user_id: UUID) -> UUID | None:
+        rows = (
+            self._client.table("users")
+            .select("agency_id")
+            .eq("id", str(user_id))
+            .limit(1)
+            .execute()
+            .data
+        )
+        if not rows or not isinstance(rows[0], dict) or rows[0]["agency_id"] is None:
+            return None
+        return UUID(str(rows[0]["agency_id"]))
+
+    def _batch(self, batch_id: UUID) -> Batch | None:
+        rows = (
+            self._client.table("v_call_batch_summary")
+            .select(",".join(BATCH_COLUMNS))
+            .eq("id", str(batch_id))
+            .limit(1)
+            .execute()
+            .data
+        )
+        return Batch.model_validate(rows[0]) if rows else None
+
+    def _contacts(self, query: BatchQuery) -> ContactsPage:
+        request = self._matching_contacts(query, ",".join(CONTACT_COLUMNS))
+        try:
+            response = (
+                request.order("created_at").order("id").limit(query.limit).offset(query.offset)
+            ).execute()
+        except APIError as error:
+            if error.code != RANGE_NOT_SATISFIABLE:
+                raise
+            # postgrest-py drops the 416's Content-Range, so the total is asked for on its own.
+            total = self._matching_contacts(query, "id", head=True).execute().count
+            return ContactsPage(contacts=[], total=_count_of(total))
+        return ContactsPage(
+            contacts=[Contact.model_validate(row) for row in response.data],
+            total=_count_of(response.count),
+        )
+
+    def _matching_contacts(
+        self, query: BatchQuery, columns: str, *, head: bool = False
+    ) -> SyncSelectRequestBuilder:
+        request = (
+            self._client.table("campaign_contacts")
+            .select(columns, count=CountMethod.exact, head=head)
+            .eq("batch_id", str(query.batch_id))
+        )
+        if query.contact_status is not None:
+            request = request.eq("status", query.contact_status.value)
+        return request
+
+
+def _count_of(count: int | None) -> int:
+    if count is None:
+        raise ValueError("PostgREST answered without a count")
+    return count
+
+
+def _result(future: Future[T], failure: str) -> T:
+    try:
+        return future.result()
+    except _READ_ERRORS as error:
+        raise StoreError(failure) from error
