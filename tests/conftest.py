@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import functions_framework
+import pytest
+from flask.testing import FlaskClient
+
+from calls_batch_get.settings import Settings, load_settings
+from tests.tokens import HS256_SECRET, KeySetServer, SigningKey, TokenFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICE_KEY = "service-role-key-for-tests"
+
+
+@pytest.fixture(scope="session")
+def ec_key() -> SigningKey:
+    return SigningKey.ec()
+
+
+@pytest.fixture(scope="session")
+def rsa_key() -> SigningKey:
+    return SigningKey.rsa()
+
+
+@pytest.fixture
+def key_server(ec_key: SigningKey, rsa_key: SigningKey) -> Iterator[KeySetServer]:
+    server = KeySetServer(keys=[ec_key.public_jwk(), rsa_key.public_jwk()]).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def env(key_server: KeySetServer) -> dict[str, str]:
+    """A complete configuration whose Supabase URL is the local key-set server."""
+    return {
+        "SUPABASE_URL": key_server.url,
+        "SUPABASE_SERVICE_ROLE_KEY": SERVICE_KEY,
+        "SUPABASE_JWT_SECRET": HS256_SECRET,
+        "DB_TIMEOUT_SECONDS": "2",
+    }
+
+
+@pytest.fixture
+def settings(env: dict[str, str]) -> Settings:
+    return load_settings(env)
+
+
+@pytest.fixture
+def tokens(env: dict[str, str], ec_key: SigningKey, rsa_key: SigningKey) -> TokenFactory:
+    return TokenFactory(issuer=f"{env['SUPABASE_URL']}/auth/v1", ec_key=ec_key, rsa_key=rsa_key)
+
+
+AppFactory = Callable[..., FlaskClient]
+
+
+@pytest.fixture
+def make_app(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> AppFactory:
+    """The real Functions Framework app serving main.py, with env plus overrides
+    (a value of None removes a variable)."""
+
+    def make(**overrides: str | None) -> FlaskClient:
+        for name in list(env) + ["DATABASE_URL", "CORS_ALLOW_ORIGINS"]:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in {**env, **overrides}.items():
+            if value is not None:
+                monkeypatch.setenv(name, value)
+        app = functions_framework.create_app(target="calls_batch_get", source=str(ROOT / "main.py"))
+        return app.test_client()
+
+    return make
