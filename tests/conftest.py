@@ -61,7 +61,7 @@ def make_app(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> AppFactory
     (a value of None removes a variable)."""
 
     def make(**overrides: str | None) -> FlaskClient:
-        for name in list(env) + ["DATABASE_URL", "CORS_ALLOW_ORIGINS"]:
+        for name in [*env, "DATABASE_URL", "CORS_ALLOW_ORIGINS", "SUPABASE_JWKS_URL"]:
             monkeypatch.delenv(name, raising=False)
         for name, value in {**env, **overrides}.items():
             if value is not None:
