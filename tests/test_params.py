@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+from uuid import UUID
+
+import pytest
+from werkzeug.datastructures import MultiDict
+
+from calls_batch_get.models import ContactStatus
+from calls_batch_get.params import MAX_OFFSET, ParamError, parse_query
+
+BATCH = "3f1c2b7e-8a4d-4c5e-9f00-0123456789ab"
+
+
+def parse(*pairs: tuple[str, str]) -> object:
+    return parse_query(MultiDict(list(pairs)))
+
+
+def error_of(*pairs: tuple[str, str]) -> str:
+    with pytest.raises(ParamError) as caught:
+        parse(*pairs)
+    assert caught.value.status == 400
+    return caught.value.message
+
+
+def test_defaults() -> None:
+    query = parse_query(MultiDict([("batch_id", BATCH)]))
+    assert query.batch_id == UUID(BATCH)
+    assert query.contact_status is None
+    assert (query.limit, query.offset) == (50, 0)
+
+
+def test_all_parameters() -> None:
+    query = parse_query(
+        MultiDict(
+            [
+                ("batch_id", BATCH.upper()),
+                ("contact_status", "in_progress"),
+                ("contact_limit", "7"),
+                ("contact_offset", "14"),
+            ]
+        )
+    )
+    assert query.batch_id == UUID(BATCH)
+    assert query.contact_status is ContactStatus.IN_PROGRESS
+    assert (query.limit, query.offset) == (7, 14)
+
+
+@pytest.mark.parametrize("pairs", [(), (("batch_id", ""),)])
+def test_batch_id_missing_or_empty(pairs: tuple[tuple[str, str], ...]) -> None:
+    assert error_of(*pairs) == "batch_id query parameter is required"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "abc",
+        "3f1c2b7e8a4d4c5e9f000123456789ab",  # no hyphens: PostgreSQL takes it, we ask for the form
+        "{3f1c2b7e-8a4d-4c5e-9f00-0123456789ab}",
+        "urn:uuid:3f1c2b7e-8a4d-4c5e-9f00-0123456789ab",
+        " 3f1c2b7e-8a4d-4c5e-9f00-0123456789ab",
+        "3f1c2b7e-8a4d-4c5e-9f00-0123456789ab\n",
+        "3f1c2b7e-8a4d-4c5e-9f00-0123456789aΩ",
+        "'; drop table users; --",
+    ],
+)
+def test_batch_id_not_a_uuid(raw: str) -> None:
+    assert error_of(("batch_id", raw)) == "batch_id must be a UUID"
+
+
+@pytest.mark.parametrize("raw", ["done", "COMPLETED", "", "completed ", "pendïng", "eq.pending"])
+def test_contact_status_not_allowed(raw: str) -> None:
+    message = error_of(("batch_id", BATCH), ("contact_status", raw))
+    assert message == (
+        "contact_status must be one of: pending, queued, in_progress, completed, failed, skipped"
+    )
+
+
+@pytest.mark.parametrize("raw", ["abc", "1.5", "", " 5", "5 ", "+5", "1e3", "٣", "9" * 21])
+def test_contact_limit_not_an_integer(raw: str) -> None:
+    message = error_of(("batch_id", BATCH), ("contact_limit", raw))
+    assert message == "contact_limit must be an integer"
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "-99999"])
+def test_contact_limit_below_one(raw: str) -> None:
+    message = error_of(("batch_id", BATCH), ("contact_limit", raw))
+    assert message == "contact_limit must be at least 1"
+
+
+@pytest.mark.parametrize(("raw", "limit"), [("1", 1), ("200", 200), ("201", 200), ("9" * 20, 200)])
+def test_contact_limit_clamped_to_200(raw: str, limit: int) -> None:
+    assert parse_query(MultiDict([("batch_id", BATCH), ("contact_limit", raw)])).limit == limit
+
+
+@pytest.mark.parametrize("raw", ["x", "1.0", "", "0x10"])
+def test_contact_offset_not_an_integer(raw: str) -> None:
+    message = error_of(("batch_id", BATCH), ("contact_offset", raw))
+    assert message == "contact_offset must be an integer"
+
+
+def test_contact_offset_below_zero() -> None:
+    assert error_of(("batch_id", BATCH), ("contact_offset", "-1")) == (
+        "contact_offset must be at least 0"
+    )
+
+
+def test_contact_offset_huge_is_stopped_before_the_database() -> None:
+    assert parse_query(
+        MultiDict([("batch_id", BATCH), ("contact_offset", str(MAX_OFFSET))])
+    ).offset == MAX_OFFSET
+    assert error_of(("batch_id", BATCH), ("contact_offset", str(MAX_OFFSET + 1))) == (
+        f"contact_offset must be at most {MAX_OFFSET}"
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["batch_id", "contact_status", "contact_limit", "contact_offset"]
+)
+def test_parameter_given_twice(name: str) -> None:
+    values = {"batch_id": BATCH, "contact_status": "queued", "contact_limit": "5",
+              "contact_offset": "0"}
+    pairs = [("batch_id", BATCH), (name, values[name])]
+    if name != "batch_id":
+        pairs.append((name, values[name]))
+    assert error_of(*pairs) == f"{name} query parameter is given more than once"
+
+
+def test_unknown_parameters_are_ignored() -> None:
+    query = parse_query(MultiDict([("batch_id", BATCH), ("select", "*"), ("limit", "x")]))
+    assert query.limit == 50
+
+
+def test_batch_id_is_checked_before_the_others() -> None:
+    assert error_of(("contact_limit", "x")) == "batch_id query parameter is required"
