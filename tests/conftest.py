@@ -5,6 +5,7 @@ from pathlib import Path
 
 import functions_framework
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from calls_batch_get.settings import Settings, load_settings
@@ -66,7 +67,9 @@ def make_app(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> AppFactory
         for name, value in {**env, **overrides}.items():
             if value is not None:
                 monkeypatch.setenv(name, value)
-        app = functions_framework.create_app(target="calls_batch_get", source=str(ROOT / "main.py"))
+        app: Flask = functions_framework.create_app(  # type: ignore[no-untyped-call]
+            target="calls_batch_get", source=str(ROOT / "main.py")
+        )
         return app.test_client()
 
     return make

@@ -1,0 +1,278 @@
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import socket
+import time
+import uuid
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from calls_batch_get.auth import (
+    AuthError,
+    Caller,
+    KeyServiceError,
+    TokenVerifier,
+    bearer_token,
+)
+from calls_batch_get.settings import Settings, load_settings
+from tests.tokens import KeySetServer, SigningKey, TokenFactory
+
+USER = uuid.UUID("0b6f1d7e-1111-4c5e-9f00-0123456789ab")
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def auth_error(verifier: TokenVerifier, token: str) -> str:
+    with pytest.raises(AuthError) as caught:
+        verifier.verify(token)
+    assert caught.value.status == 401
+    assert token not in caught.value.message
+    return caught.value.message
+
+
+@pytest.fixture
+def verifier(settings: Settings) -> TokenVerifier:
+    return TokenVerifier(settings)
+
+
+def test_es256_token_against_the_key_set(verifier: TokenVerifier, tokens: TokenFactory) -> None:
+    assert verifier.verify(tokens.es256(USER)) == Caller(user_id=USER)
+
+
+def test_rs256_token_against_the_key_set(verifier: TokenVerifier, tokens: TokenFactory) -> None:
+    assert verifier.verify(tokens.rs256(USER)) == Caller(user_id=USER)
+
+
+def test_hs256_token_with_the_project_secret(
+    verifier: TokenVerifier, tokens: TokenFactory
+) -> None:
+    assert verifier.verify(tokens.hs256(USER)) == Caller(user_id=USER)
+
+
+def test_hs256_refused_without_a_configured_secret(
+    env: dict[str, str], tokens: TokenFactory
+) -> None:
+    verifier = TokenVerifier(load_settings({**env, "SUPABASE_JWT_SECRET": ""}))
+    message = auth_error(verifier, tokens.hs256(USER))
+    assert message == "HS256 tokens are not accepted by this project"
+
+
+def test_hs256_with_another_secret(verifier: TokenVerifier, tokens: TokenFactory) -> None:
+    token = jwt.encode(tokens.claims(USER), "another-secret-" * 4, algorithm="HS256")
+    assert auth_error(verifier, token) == "Token signature is invalid"
+
+
+def test_expired(verifier: TokenVerifier, tokens: TokenFactory) -> None:
+    token = tokens.es256(USER, exp=int(time.time()) - 120)
+    assert auth_error(verifier, token) == "Token has expired"
+
+
+def test_expiry_inside_the_clock_skew_leeway_is_accepted(
+    verifier: TokenVerifier, tokens: TokenFactory
+) -> None:
+    token = tokens.es256(USER, exp=int(time.time()) - 5)
+    assert verifier.verify(token).user_id == USER
+
+
+def test_not_yet_valid(verifier: TokenVerifier, tokens: TokenFactory) -> None:
+    token = tokens.es256(USER, nbf=int(time.time()) + 600)
+    assert auth_error(verifier, token) == "Token is not yet valid"
+
+
+def test_wrong_audience(verifier: TokenVerifier, tokens: TokenFactory) -> None:
+    assert auth_error(verifier, tokens.es256(USER, aud="anon")) == (
+        "Token audience is not 'authenticated'"
+    )
+
+
+def test_audience_list_containing_authenticated(
+    verifier: TokenVerifier, tokens: TokenFactory
+) -> None:
+    assert verifier.verify(tokens.es256(USER, aud=["other", "authenticated"])).user_id == USER
+
+
+def test_wrong_issuer(verifier: TokenVerifier, tokens: TokenFactory) -> None:
+    token = tokens.es256(USER, iss="https://other-project.supabase.co/auth/v1")
+    assert auth_error(verifier, token) == "Token issuer is not accepted"
+
+
+def test_issuer_override(env: dict[str, str], tokens: TokenFactory) -> None:
+    verifier = TokenVerifier(load_settings({**env, "SUPABASE_JWT_ISSUER": "supabase"}))
+    assert verifier.verify(tokens.hs256(USER, iss="supabase")).user_id == USER
+    assert auth_error(verifier, tokens.hs256(USER)) == "Token issuer is not accepted"
+
+
+@pytest.mark.parametrize("claim", ["exp", "aud", "iss", "sub"])
+def test_missing_required_claim(verifier: TokenVerifier, tokens: TokenFactory, claim: str) -> None:
+    claims = tokens.claims(USER)
+    del claims[claim]
+    token = tokens.sign(tokens.ec_key, claims)
+    assert auth_error(verifier, token) == f"Token is missing the '{claim}' claim"
+
+
+def test_service_role_key_is_not_a_user_token(
+    verifier: TokenVerifier, tokens: TokenFactory
+) -> None:
+    # Supabase's legacy anon/service keys are HS256 tokens with a role and no sub.
+    claims = {"iss": tokens.issuer, "role": "service_role", "aud": "authenticated",
+              "exp": 4102444800}
+    token = jwt.encode(claims, tokens.secret, algorithm="HS256")
+    assert auth_error(verifier, token) == "Token is missing the 'sub' claim"
+
+
+@pytest.mark.parametrize("sub", ["not-a-uuid", "", "service_role"])
+def test_subject_not_a_uuid(verifier: TokenVerifier, tokens: TokenFactory, sub: str) -> None:
+    assert auth_error(verifier, tokens.es256(sub)) == "Token subject is not a user id"
+
+
+def test_alg_none(verifier: TokenVerifier, tokens: TokenFactory) -> None:
+    header = b64(json.dumps({"alg": "none", "typ": "JWT"}).encode())
+    payload = b64(json.dumps(tokens.claims(USER)).encode())
+    assert auth_error(verifier, f"{header}.{payload}.") == "Token algorithm is not allowed"
+
+
+@pytest.mark.parametrize("alg", ["HS512", "ES384", "PS256", "EdDSA"])
+def test_algorithms_outside_the_allowed_set(
+    verifier: TokenVerifier, tokens: TokenFactory, alg: str
+) -> None:
+    header = b64(json.dumps({"alg": alg, "typ": "JWT", "kid": tokens.ec_key.kid}).encode())
+    payload = b64(json.dumps(tokens.claims(USER)).encode())
+    token = f"{header}.{payload}.{b64(b'x' * 64)}"
+    assert auth_error(verifier, token) == "Token algorithm is not allowed"
+
+
+def test_hs256_signed_with_the_public_key(
+    verifier: TokenVerifier, tokens: TokenFactory, ec_key: SigningKey
+) -> None:
+    # The classic key-confusion attack: HMAC keyed with the published public key.
+    public_pem = ec_key.private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    header = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": ec_key.kid}).encode())
+    payload = b64(json.dumps(tokens.claims(USER)).encode())
+    signature = hmac.new(public_pem, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    assert auth_error(verifier, f"{header}.{payload}.{b64(signature)}") == (
+        "Token signature is invalid"
+    )
+
+
+def test_rs256_header_on_an_ec_key(verifier: TokenVerifier, tokens: TokenFactory) -> None:
+    token = tokens.es256(USER)
+    header = b64(json.dumps({"alg": "RS256", "typ": "JWT", "kid": tokens.ec_key.kid}).encode())
+    forged = ".".join([header, *token.split(".")[1:]])
+    assert auth_error(verifier, forged) == "Token algorithm does not match its key"
+
+
+def test_tampered_payload(verifier: TokenVerifier, tokens: TokenFactory) -> None:
+    header, _, signature = tokens.es256(USER).split(".")
+    other = b64(json.dumps(tokens.claims(uuid.uuid4())).encode())
+    assert auth_error(verifier, f"{header}.{other}.{signature}") == "Token signature is invalid"
+
+
+@pytest.mark.parametrize("token", ["abc", "a.b", "a.b.c", "....", "eyJ.eyJ.x", "€.€.€"])
+def test_malformed(verifier: TokenVerifier, token: str) -> None:
+    assert auth_error(verifier, token) == "Token is malformed"
+
+
+def test_token_without_kid(verifier: TokenVerifier, tokens: TokenFactory) -> None:
+    token = jwt.encode(tokens.claims(USER), tokens.ec_key.private, algorithm="ES256")
+    assert auth_error(verifier, token) == "Token has no key id"
+
+
+def test_key_set_is_fetched_once_per_instance(
+    verifier: TokenVerifier, tokens: TokenFactory, key_server: KeySetServer
+) -> None:
+    for _ in range(5):
+        verifier.verify(tokens.es256(USER))
+        verifier.verify(tokens.rs256(USER))
+    assert key_server.fetches == 1
+
+
+def test_unknown_kid_refetches_at_most_every_30_seconds(
+    verifier: TokenVerifier,
+    tokens: TokenFactory,
+    key_server: KeySetServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr("jwt.jwks_client.time.monotonic", lambda: clock[0])
+    verifier.verify(tokens.es256(USER))
+    assert key_server.fetches == 1
+
+    rotated = SigningKey.ec()
+    token = TokenFactory.sign(rotated, tokens.claims(USER))
+    for _ in range(3):
+        assert auth_error(verifier, token) == "Token is signed with an unknown key"
+    assert key_server.fetches == 1  # inside the cool-down: garbage kids cannot hammer Auth
+
+    key_server.keys.append(rotated.public_jwk())
+    clock[0] += 31
+    assert verifier.verify(token).user_id == USER  # the rotated key is picked up
+    assert key_server.fetches == 2
+
+
+def test_key_service_unreachable_is_a_500_not_a_401(
+    env: dict[str, str], tokens: TokenFactory
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    verifier = TokenVerifier(
+        load_settings({**env, "SUPABASE_JWKS_URL": f"http://127.0.0.1:{closed_port}/jwks"})
+    )
+    with pytest.raises(KeyServiceError) as caught:
+        verifier.verify(tokens.es256(USER))
+    assert (caught.value.status, caught.value.message) == (500, "Failed to verify token")
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [(503, b'{"message": "unavailable"}'), (200, b"<html>oops</html>"), (200, b'"keys"'),
+     (200, b'{"keys": []}')],
+)
+def test_key_service_answering_nonsense_is_a_500(
+    verifier: TokenVerifier,
+    tokens: TokenFactory,
+    key_server: KeySetServer,
+    status: int,
+    body: bytes,
+) -> None:
+    key_server.status, key_server.body = status, body
+    with pytest.raises(KeyServiceError):
+        verifier.verify(tokens.es256(USER))
+
+
+def test_hs256_needs_no_key_service(env: dict[str, str], tokens: TokenFactory) -> None:
+    verifier = TokenVerifier(load_settings({**env, "SUPABASE_JWKS_URL": "http://127.0.0.1:9/x"}))
+    assert verifier.verify(tokens.hs256(USER)).user_id == USER
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (None, "Missing authorization header"),
+        ("", "Missing authorization header"),
+        ("   ", "Missing authorization header"),
+        ("Basic dXNlcjpwYXNz", "Authorization header must be 'Bearer <token>'"),
+        ("Bearer", "Authorization header must be 'Bearer <token>'"),
+        ("Bearer    ", "Authorization header must be 'Bearer <token>'"),
+        ("Token abc", "Authorization header must be 'Bearer <token>'"),
+        ("abc.def.ghi", "Authorization header must be 'Bearer <token>'"),
+    ],
+)
+def test_bearer_header_malformed(header: str | None, message: str) -> None:
+    with pytest.raises(AuthError) as caught:
+        bearer_token(header)
+    assert caught.value.message == message
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER", "bEaReR"])
+def test_bearer_scheme_is_case_insensitive(scheme: str) -> None:
+    assert bearer_token(f"{scheme} abc.def.ghi") == "abc.def.ghi"
