@@ -8,7 +8,7 @@ from uuid import UUID
 
 import httpx
 from postgrest import APIError, CountMethod, SyncSelectRequestBuilder
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from supabase import Client, ClientOptions, create_client
 
 from calls_batch_get.models import BATCH_COLUMNS, CONTACT_COLUMNS, Batch, Contact
@@ -31,7 +31,8 @@ def create_supabase_client(url: str, key: str, timeout_seconds: float) -> Client
         url,
         key,
         options=ClientOptions(
-            postgrest_client_timeout=timeout_seconds,
+            # One connection pool for the instance; supabase-py's own default timeout is 120 s.
+            httpx_client=httpx.Client(timeout=timeout_seconds),
             # Its retries sleep 1, 2, 4... seconds on a 503/520 or a dropped connection: far past
             # what a person watching a screen waits for. A failed read is a 500 they can retry.
             postgrest_client_retry=False,
@@ -65,7 +66,7 @@ class SupabaseStore:
         return BatchRead(agency_id=agency_id, batch=found, page=contacts)
 
     def _agency_of(self, user_id: UUID) -> UUID | None:
-        rows = (
+        rows = _rows(
             self._client.table("users")
             .select("agency_id")
             .eq("id", str(user_id))
@@ -73,12 +74,10 @@ class SupabaseStore:
             .execute()
             .data
         )
-        if not rows or not isinstance(rows[0], dict) or rows[0]["agency_id"] is None:
-            return None
-        return UUID(str(rows[0]["agency_id"]))
+        return _UserRow.model_validate(rows[0]).agency_id if rows else None
 
     def _batch(self, batch_id: UUID) -> Batch | None:
-        rows = (
+        rows = _rows(
             self._client.table("v_call_batch_summary")
             .select(",".join(BATCH_COLUMNS))
             .eq("id", str(batch_id))
@@ -101,7 +100,7 @@ class SupabaseStore:
             total = self._matching_contacts(query, "id", head=True).execute().count
             return ContactsPage(contacts=[], total=_count_of(total))
         return ContactsPage(
-            contacts=[Contact.model_validate(row) for row in response.data],
+            contacts=[Contact.model_validate(row) for row in _rows(response.data)],
             total=_count_of(response.count),
         )
 
@@ -116,6 +115,17 @@ class SupabaseStore:
         if query.contact_status is not None:
             request = request.eq("status", query.contact_status.value)
         return request
+
+
+class _UserRow(BaseModel):
+    agency_id: UUID | None
+
+
+def _rows(data: object) -> list[object]:
+    # postgrest-py hands over a body that is not JSON as a plain string instead of failing.
+    if not isinstance(data, list):
+        raise TypeError("PostgREST answered without a list of rows")
+    return data
 
 
 def _count_of(count: int | None) -> int:
