@@ -1,0 +1,462 @@
+"""Request-level tests through the real Functions Framework app: one per row of the
+specification's error table and per rule of DESIGN.md, named after it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from tests.conftest import ROOT, AppFactory
+from tests.rows import AGENCY, BATCH, OTHER_AGENCY, USER, batch_row, contact_row
+from tests.tokens import KeySetServer, TokenFactory
+
+ALLOWED_HEADERS = (
+    "authorization, x-client-info, apikey, content-type, x-request-id, "
+    "traceparent, tracestate, baggage"
+)
+
+
+@pytest.fixture
+def rest(env: dict[str, str]) -> Iterator[respx.MockRouter]:
+    with respx.mock(base_url=f"{env['SUPABASE_URL']}/rest/v1", assert_all_called=False) as router:
+        yield router
+
+
+def serve(
+    rest: respx.MockRouter,
+    users: list[dict[str, Any]] | None = None,
+    batches: list[dict[str, Any]] | None = None,
+    contacts: list[dict[str, Any]] | None = None,
+    total: int | None = None,
+) -> dict[str, respx.Route]:
+    users = [{"agency_id": AGENCY}] if users is None else users
+    batches = [batch_row()] if batches is None else batches
+    contacts = [contact_row()] if contacts is None else contacts
+    total = len(contacts) if total is None else total
+    content_range = f"0-{len(contacts) - 1}/{total}" if contacts else f"*/{total}"
+    return {
+        "users": rest.get("/users").respond(200, json=users),
+        "batch": rest.get("/v_call_batch_summary").respond(200, json=batches),
+        "contacts": rest.get("/campaign_contacts").respond(
+            206 if len(contacts) < total else 200,
+            json=contacts,
+            headers={"Content-Range": content_range},
+        ),
+    }
+
+
+@pytest.fixture
+def client(make_app: AppFactory) -> FlaskClient:
+    return make_app()
+
+
+@pytest.fixture
+def auth(tokens: TokenFactory) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens.es256(USER)}"}
+
+
+def get(client: FlaskClient, query: str = f"batch_id={BATCH}", **headers: str) -> TestResponse:
+    return client.get(f"/?{query}", headers=headers)
+
+
+def error(response: TestResponse, status: int) -> str:
+    assert response.status_code == status, response.data
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert isinstance(body, dict)
+    assert set(body) == {"error"}
+    return str(body["error"])
+
+
+def assert_common_headers(response: TestResponse) -> None:
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Request-Id"]
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert response.headers["Access-Control-Expose-Headers"] == "X-Request-Id"
+
+
+# --- 200: the specification's response ---------------------------------------------------------
+
+
+def test_200_returns_batch_contacts_and_pagination_as_specified(
+    client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter
+) -> None:
+    contact = contact_row(id="10000000-0000-4000-8000-000000000001")
+    serve(rest, contacts=[contact], total=1000)
+    response = get(client, **auth)
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    assert_common_headers(response)
+    assert response.get_json() == {
+        "batch": {
+            "id": BATCH,
+            "agency_id": AGENCY,
+            "campaign_id": "d0000000-0000-4000-8000-000000000001",
+            "campaign_name": "Q1 Outreach",
+            "agent_mapping_id": "e0000000-0000-4000-8000-000000000001",
+            "agent_name": "Sales Agent",
+            "from_number": "+15551234567",
+            "status": "processing",
+            "total_contacts": 1000,
+            "queued": 500,
+            "in_progress": 5,
+            "completed": 400,
+            "failed": 10,
+            "skipped": 0,
+            "progress_percentage": 41.0,
+            "remaining_count": 590,
+            "calls_per_minute": 30,
+            "max_concurrent": 10,
+            "scheduled_for": None,
+            "created_at": "2025-01-15T10:30:00Z",
+            "started_at": "2025-01-15T10:31:00Z",
+        },
+        "contacts": [
+            {
+                "id": "10000000-0000-4000-8000-000000000001",
+                "phone_number": "+15559876543",
+                "first_name": "John",
+                "last_name": "Doe",
+                "email": "john@example.com",
+                "company": "ACME",
+                "title": "Manager",
+                "status": "completed",
+                "call_id": "f0000000-0000-4000-8000-000000000001",
+                "attempts": 1,
+                "max_attempts": 3,
+                "outcome": "answered",
+                "duration_seconds": 145,
+                "outcome_notes": None,
+                "last_attempt_at": "2025-01-15T10:35:00Z",
+                "completed_at": "2025-01-15T10:37:25.123456Z",
+                "custom_data": {"crm": {"id": 7, "tags": ["vip"]}},
+                "do_not_call": False,
+                "timezone": "EST",
+                "created_at": "2025-01-15T10:30:00Z",
+            }
+        ],
+        "contact_pagination": {"total": 1000, "limit": 50, "offset": 0, "has_more": True},
+    }
+    # progress_percentage is a JSON number even when it is whole
+    assert b'"progress_percentage":41.0' in response.data
+
+
+def test_200_contact_limit_above_200_is_clamped(
+    client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter
+) -> None:
+    routes = serve(rest, contacts=[], total=0)
+    response = get(client, f"batch_id={BATCH}&contact_limit=5000", **auth)
+    assert response.status_code == 200
+    assert response.get_json()["contact_pagination"]["limit"] == 200
+    assert routes["contacts"].calls.last.request.url.params["limit"] == "200"
+
+
+def test_200_offset_past_the_end_is_an_empty_page(
+    client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter
+) -> None:
+    serve(rest)
+    rest.get("/campaign_contacts").respond(
+        416,
+        json={"code": "PGRST103", "message": "Requested range not satisfiable",
+              "details": "An offset of 900 was requested, but there are only 12 rows.",
+              "hint": None},
+    )
+    rest.head("/campaign_contacts").respond(200, headers={"Content-Range": "*/12"})
+    response = get(client, f"batch_id={BATCH}&contact_offset=900", **auth)
+    assert response.status_code == 200
+    assert response.get_json()["contacts"] == []
+    assert response.get_json()["contact_pagination"] == {
+        "total": 12, "limit": 50, "offset": 900, "has_more": False
+    }
+
+
+# --- order of checks ---------------------------------------------------------------------------
+
+
+def test_options_preflight_is_204_without_token(client: FlaskClient) -> None:
+    response = client.options(
+        "/",
+        headers={
+            "Origin": "https://app.example.com",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization, x-client-info, apikey",
+        },
+    )
+    assert response.status_code == 204
+    assert response.data == b""
+    assert "Content-Type" not in response.headers
+    assert response.headers["Access-Control-Allow-Methods"] == "GET, OPTIONS"
+    assert response.headers["Access-Control-Allow-Headers"] == ALLOWED_HEADERS
+    assert_common_headers(response)
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "HEAD"])
+def test_405_method_is_not_get(client: FlaskClient, method: str) -> None:
+    response = client.open(f"/?batch_id={BATCH}", method=method)
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "GET, OPTIONS"
+    assert_common_headers(response)
+    if method != "HEAD":
+        assert error(response, 405) == "Method not allowed"
+
+
+def test_405_comes_before_401(client: FlaskClient) -> None:
+    assert error(client.post("/"), 405) == "Method not allowed"
+
+
+def test_401_missing_authorization_header(client: FlaskClient) -> None:
+    response = get(client)
+    assert error(response, 401) == "Missing authorization header"
+    assert_common_headers(response)
+
+
+def test_401_scheme_other_than_bearer(client: FlaskClient, tokens: TokenFactory) -> None:
+    response = get(client, Authorization=f"Basic {tokens.es256(USER)}")
+    assert error(response, 401) == "Authorization header must be 'Bearer <token>'"
+
+
+def test_401_bearer_scheme_is_case_insensitive(
+    client: FlaskClient, tokens: TokenFactory, rest: respx.MockRouter
+) -> None:
+    serve(rest)
+    assert get(client, Authorization=f"bearer {tokens.es256(USER)}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"exp": 1_000_000}, "Token has expired"),
+        ({"aud": "anon"}, "Token audience is not 'authenticated'"),
+        ({"iss": "https://elsewhere/auth/v1"}, "Token issuer is not accepted"),
+        ({"nbf": 4_102_444_800}, "Token is not yet valid"),
+    ],
+)
+def test_401_token_fails_verification(
+    client: FlaskClient, tokens: TokenFactory, overrides: dict[str, Any], message: str
+) -> None:
+    token = tokens.es256(USER, **overrides)
+    response = get(client, Authorization=f"Bearer {token}")
+    assert error(response, 401) == message
+    assert token.encode() not in response.data
+
+
+def test_401_comes_before_400(client: FlaskClient) -> None:
+    assert error(get(client, "contact_limit=x"), 401) == "Missing authorization header"
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("", "batch_id query parameter is required"),
+        ("batch_id=", "batch_id query parameter is required"),
+        ("batch_id=nope", "batch_id must be a UUID"),
+        (f"batch_id={BATCH}&contact_status=done", "contact_status must be one of: pending, "
+         "queued, in_progress, completed, failed, skipped"),
+        (f"batch_id={BATCH}&contact_limit=ten", "contact_limit must be an integer"),
+        (f"batch_id={BATCH}&contact_limit=0", "contact_limit must be at least 1"),
+        (f"batch_id={BATCH}&contact_offset=-5", "contact_offset must be at least 0"),
+        (f"batch_id={BATCH}&batch_id={BATCH}", "batch_id query parameter is given more than once"),
+    ],
+)
+def test_400_query_parameters(
+    client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter, query: str, message: str
+) -> None:
+    response = get(client, query, **auth)
+    assert error(response, 400) == message
+    assert_common_headers(response)
+    assert not rest.calls, "bad input never reaches the database"
+
+
+def test_403_user_is_not_associated_with_an_agency(
+    client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter
+) -> None:
+    serve(rest, users=[])
+    assert error(get(client, **auth), 403) == "User is not associated with an agency"
+
+
+def test_403_user_row_with_null_agency(
+    client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter
+) -> None:
+    serve(rest, users=[{"agency_id": None}])
+    response = get(client, **auth)
+    assert error(response, 403) == "User is not associated with an agency"
+    assert b"John" not in response.data
+
+
+def test_404_batch_not_found(
+    client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter
+) -> None:
+    serve(rest, batches=[])
+    assert error(get(client, **auth), 404) == "Batch not found"
+
+
+def test_404_batch_of_another_agency_is_indistinguishable(
+    client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter
+) -> None:
+    serve(rest, batches=[])
+    missing = get(client, **auth)
+    rest.routes.clear()
+    serve(rest, batches=[batch_row(agency_id=OTHER_AGENCY)])
+    foreign = get(client, **auth)
+    assert (foreign.status_code, foreign.data) == (missing.status_code, missing.data)
+    assert b"Q1 Outreach" not in foreign.data
+    assert b"+1555" not in foreign.data
+
+
+@pytest.mark.parametrize(
+    ("failing", "message"),
+    [("users", "Failed to fetch user"), ("v_call_batch_summary", "Failed to fetch batch"),
+     ("campaign_contacts", "Failed to fetch contacts")],
+)
+def test_500_failed_to_fetch_from_the_database(
+    client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter, failing: str, message: str
+) -> None:
+    serve(rest)
+    rest.get(f"/{failing}").respond(
+        500,
+        json={"code": "XX000", "message": 'could not read block 7 in file "base/16384/2619"',
+              "details": "secret detail", "hint": None},
+    )
+    response = get(client, **auth)
+    assert error(response, 500) == message
+    assert b"block" not in response.data
+    assert b"secret" not in response.data
+    assert_common_headers(response)
+
+
+def test_500_database_unreachable(
+    client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter
+) -> None:
+    serve(rest)
+    rest.get("/v_call_batch_summary").mock(side_effect=httpx.ConnectError("refused"))
+    assert error(get(client, **auth), 500) == "Failed to fetch batch"
+
+
+def test_500_key_service_down_is_not_a_401(
+    client: FlaskClient, auth: dict[str, str], key_server: KeySetServer
+) -> None:
+    key_server.status, key_server.body = 503, b"down"
+    response = get(client, **auth)
+    assert error(response, 500) == "Failed to verify token"
+    assert_common_headers(response)
+
+
+def test_500_unexpected_failure_has_no_stack_trace(
+    client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter
+) -> None:
+    serve(rest)
+    rest.get("/users").mock(side_effect=RuntimeError("boom at /srv/secret.py line 3"))
+    response = get(client, **auth)
+    assert error(response, 500) == "Internal server error"
+    assert b"Traceback" not in response.data
+    assert b"boom" not in response.data
+
+
+# --- headers every response carries ------------------------------------------------------------
+
+
+def test_request_id_from_the_caller_is_kept(client: FlaskClient) -> None:
+    response = get(client, **{"X-Request-Id": "req-123"})
+    assert response.headers["X-Request-Id"] == "req-123"
+
+
+def test_request_id_is_made_when_absent_or_odd(client: FlaskClient) -> None:
+    first = get(client, **{"X-Request-Id": "bad id with spaces"}).headers["X-Request-Id"]
+    second = get(client).headers["X-Request-Id"]
+    assert first != "bad id with spaces"
+    assert first != second
+
+
+def test_cors_allow_list_echoes_the_origin_on_errors_too(make_app: AppFactory) -> None:
+    client = make_app(CORS_ALLOW_ORIGINS="https://app.example.com,https://admin.example.com")
+    allowed = get(client, Origin="https://admin.example.com")
+    assert allowed.status_code == 401
+    assert allowed.headers["Access-Control-Allow-Origin"] == "https://admin.example.com"
+    assert allowed.headers["Vary"] == "Origin"
+    other = get(client, Origin="https://evil.example.com")
+    assert "Access-Control-Allow-Origin" not in other.headers
+    assert other.headers["Vary"] == "Origin"
+
+
+# --- one structured log line per request -------------------------------------------------------
+
+
+def test_one_json_log_line_per_request_without_secrets(
+    client: FlaskClient,
+    auth: dict[str, str],
+    rest: respx.MockRouter,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    serve(rest)
+    capsys.readouterr()
+    get(client, **auth, **{"X-Request-Id": "trace-me"})
+    get(client)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 2
+    ok, denied = lines
+    assert ok["severity"] == "INFO"
+    assert (ok["method"], ok["status"], ok["request_id"], ok["user_id"]) == (
+        "GET", 200, "trace-me", USER
+    )
+    assert isinstance(ok["latency_ms"], float)
+    assert denied["severity"] == "WARNING"
+    assert (denied["status"], denied["user_id"]) == (401, None)
+    assert denied["error"] == "Missing authorization header"
+    text = json.dumps(lines)
+    token = auth["Authorization"].split()[1]
+    for secret in (token, "+1555", "john@example.com", "service-role-key"):
+        assert secret not in text
+
+
+def test_log_line_of_a_500_names_the_cause_type_not_its_text(
+    client: FlaskClient,
+    auth: dict[str, str],
+    rest: respx.MockRouter,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    serve(rest)
+    rest.get("/campaign_contacts").mock(side_effect=httpx.ReadTimeout("read timed out"))
+    capsys.readouterr()
+    get(client, **auth)
+    (line,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert line["severity"] == "ERROR"
+    assert line["status"] == 500
+    assert line["error"] == "Failed to fetch contacts"
+    assert line["cause"] == "httpx.ReadTimeout"
+
+
+# --- start-up ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("missing", "line"),
+    [
+        ("SUPABASE_URL", "calls-batch-get: configuration error: SUPABASE_URL is not set"),
+        ("SUPABASE_SERVICE_ROLE_KEY", "calls-batch-get: configuration error: "
+         "SUPABASE_SERVICE_ROLE_KEY is not set (it is needed unless DATABASE_URL is set)"),
+    ],
+)
+def test_missing_setting_stops_the_process_with_one_line(
+    env: dict[str, str], missing: str, line: str
+) -> None:
+    child_env = {k: v for k, v in env.items() if k != missing}
+    result = subprocess.run(
+        [sys.executable, "-m", "functions_framework", "--target", "calls_batch_get",
+         "--source", str(ROOT / "main.py"), "--port", "0"],
+        env={"PATH": "/usr/bin:/bin", **child_env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [line]
