@@ -1,0 +1,221 @@
+"""The store read straight from PostgreSQL (psycopg 3), one statement and one round trip a request.
+
+Built to sit behind Supabase's transaction-mode pooler: no server-side prepared statements and no
+session state; the statement timeout is a ``set_config(..., is_local => true)`` that dies with the
+transaction and travels in the same pipeline as the query.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import ConnectionPool, PoolClosed
+from pydantic import ValidationError
+
+from calls_batch_get.models import BATCH_COLUMNS, CONTACT_COLUMNS, Batch, Contact
+from calls_batch_get.params import BatchQuery
+from calls_batch_get.store import BatchRead, ContactsPage, StoreError
+
+FETCH_FAILED = "Failed to fetch batch"
+APPLICATION_NAME = "calls-batch-get"
+
+# A Cloud Functions instance serves a bounded number of concurrent requests; a few connections
+# cover it without crowding the pooler's client limit when many instances run.
+DEFAULT_MAX_CONNECTIONS = 4
+# Below the idle timeouts of poolers and load balancers, so that an idle connection is retired by
+# us rather than found dead by a request.
+MAX_IDLE_SECONDS = 120.0
+
+_SET_TIMEOUT = "select set_config('statement_timeout', %s, true)"
+
+
+def _columns(alias: str, names: Iterable[str]) -> sql.Composable:
+    return sql.SQL(", ").join(sql.Identifier(alias, name) for name in names)
+
+
+def read_statement(with_status: bool) -> sql.Composed:
+    """The one statement of a request; public so that tests can EXPLAIN exactly what runs.
+
+    Parameters: user_id, batch_id, limit, offset and, ``with_status``, status. The contacts are
+    only read once the batch is known to be in the caller's agency (``exists (select 1 from
+    batch)`` is evaluated once, as a one-time filter), so another agency's batch costs no scan.
+    Rows are handed over as JSON, the representation PostgREST serves, so both stores validate
+    the same values into the models.
+    """
+    contacts_filter = sql.SQL(
+        "cc.batch_id = %(batch_id)s and exists (select 1 from batch){status}"
+    ).format(status=sql.SQL(" and cc.status = %(status)s") if with_status else sql.SQL(""))
+    return sql.SQL(
+        """
+with caller as (
+  select u.agency_id from public.users u where u.id = %(user_id)s
+),
+batch as (
+  select {batch_columns}
+  from public.v_call_batch_summary v
+  where v.id = %(batch_id)s and v.agency_id = (select c.agency_id from caller c)
+)
+select
+  (select c.agency_id from caller c) as agency_id,
+  (select row_to_json(b) from batch b) as batch,
+  (
+    select coalesce(json_agg(p order by p.created_at, p.id), '[]'::json)
+    from (
+      select {contact_columns}
+      from public.campaign_contacts cc
+      where {contacts_filter}
+      order by cc.created_at, cc.id
+      limit %(limit)s offset %(offset)s
+    ) p
+  ) as contacts,
+  (select count(*) from public.campaign_contacts cc where {contacts_filter}) as total
+"""
+    ).format(
+        batch_columns=_columns("v", BATCH_COLUMNS),
+        contact_columns=_columns("cc", CONTACT_COLUMNS),
+        contacts_filter=contacts_filter,
+    )
+
+
+def read_parameters(user_id: UUID, query: BatchQuery) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "user_id": user_id,
+        "batch_id": query.batch_id,
+        "limit": query.limit,
+        "offset": query.offset,
+    }
+    if query.contact_status is not None:
+        # The plain value: an Enum may otherwise be adapted by its member name.
+        params["status"] = query.contact_status.value
+    return params
+
+
+_STATEMENTS = {with_status: read_statement(with_status) for with_status in (False, True)}
+
+
+def _to_read(row: DictRow) -> BatchRead:
+    if row["agency_id"] is None:
+        return BatchRead(agency_id=None)
+    if row["batch"] is None:
+        return BatchRead(agency_id=row["agency_id"])
+    return BatchRead(
+        agency_id=row["agency_id"],
+        batch=Batch.model_validate(row["batch"]),
+        page=ContactsPage(
+            contacts=[Contact.model_validate(c) for c in row["contacts"]],
+            total=row["total"],
+        ),
+    )
+
+
+class PostgresStore:
+    """A Store over a direct PostgreSQL connection; the pool is opened on the first read."""
+
+    def __init__(
+        self,
+        database_url: str,
+        timeout_seconds: float,
+        *,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    ) -> None:
+        self._database_url = database_url
+        self._timeout_seconds = timeout_seconds
+        self._max_connections = max_connections
+        self._pool: ConnectionPool[psycopg.Connection[DictRow]] | None = None
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def read(self, user_id: UUID, query: BatchQuery) -> BatchRead:
+        statement = _STATEMENTS[query.contact_status is not None]
+        params = read_parameters(user_id, query)
+        try:
+            row = self._fetch(statement, params)
+            return _to_read(row)
+        except (psycopg.Error, ValidationError) as exc:
+            raise StoreError(FETCH_FAILED) from exc
+
+    def close(self) -> None:
+        """Closes the pool; later reads fail instead of opening a new one behind the caller."""
+        with self._lock:
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    def _fetch(self, statement: sql.Composed, params: dict[str, Any]) -> DictRow:
+        try:
+            return self._fetch_once(statement, params)
+        except _ConnectionDropped:
+            # A pooled connection the server or a pooler dropped while idle (an instance's CPU is
+            # throttled between requests, so the pool cannot notice in time). The read has no
+            # side effects: one more try, on a fresh connection.
+            return self._fetch_once(statement, params)
+
+    def _fetch_once(self, statement: sql.Composed, params: dict[str, Any]) -> DictRow:
+        pool = self._get_pool()
+        timeout_ms = str(math.ceil(self._timeout_seconds * 1000))
+        with pool.connection(timeout=self._timeout_seconds) as conn:
+            try:
+                # BEGIN, the timeout, the query and COMMIT leave in one flight, answered by one
+                # Sync. The connection is in autocommit mode so that psycopg's own BEGIN does not
+                # take a round trip of its own.
+                with conn.pipeline():
+                    conn.execute("begin")
+                    conn.execute(_SET_TIMEOUT, (timeout_ms,))
+                    cursor = conn.execute(statement, params)
+                    conn.execute("commit")
+                row = cursor.fetchone()
+            except psycopg.OperationalError as exc:
+                if conn.broken and not isinstance(exc, psycopg.errors.QueryCanceled):
+                    raise _ConnectionDropped from exc
+                raise
+        if row is None:
+            raise psycopg.InterfaceError("the read statement returned no row")
+        return row
+
+    def _get_pool(self) -> ConnectionPool[psycopg.Connection[DictRow]]:
+        pool = self._pool
+        if pool is not None:
+            return pool
+        with self._lock:
+            if self._closed:
+                raise PoolClosed("the store is closed")
+            if self._pool is None:
+                self._pool = self._open_pool()
+            return self._pool
+
+    def _open_pool(self) -> ConnectionPool[psycopg.Connection[DictRow]]:
+        connection_kwargs: dict[str, Any] = {
+            # The transaction pooler hands each transaction to any server connection: a
+            # statement prepared on one would be missing on the next.
+            "prepare_threshold": None,
+            "autocommit": True,
+            "row_factory": dict_row,
+            # libpq counts whole seconds (and at least 2).
+            "connect_timeout": max(2, math.ceil(self._timeout_seconds)),
+            "application_name": APPLICATION_NAME,
+        }
+        return ConnectionPool(
+            self._database_url,
+            connection_class=psycopg.Connection[DictRow],
+            kwargs=connection_kwargs,
+            min_size=0,
+            max_size=self._max_connections,
+            # A request waits for a connection no longer than it would wait for the database.
+            timeout=self._timeout_seconds,
+            max_idle=MAX_IDLE_SECONDS,
+            name=APPLICATION_NAME,
+            # Not waiting: an unreachable database must fail a request, not the instance start.
+            open=True,
+        )
+
+
+class _ConnectionDropped(psycopg.OperationalError):
+    """The connection died under a statement, before any result: safe to try again."""

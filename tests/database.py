@@ -1,0 +1,119 @@
+"""Helpers for tests on a real PostgreSQL: concise inserts, row-level-security sessions, plans."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from scripts.localdb import TABLES
+
+Conn = psycopg.Connection[Any]
+T0 = datetime(2025, 1, 15, 10, 30, tzinfo=UTC)
+
+
+def insert(conn: Conn, table: str, **values: Any) -> UUID:
+    """One row with the given columns (dicts become jsonb); returns its id."""
+    values = {k: Jsonb(v) if isinstance(v, dict) else v for k, v in values.items()}
+    statement = sql.SQL("insert into {} ({}) values ({}) returning id").format(
+        sql.Identifier("public", table),
+        sql.SQL(", ").join(map(sql.Identifier, values)),
+        sql.SQL(", ").join(sql.Placeholder(k) for k in values),
+    )
+    row = conn.execute(statement, values).fetchone()
+    assert row is not None
+    result: UUID = row[0]
+    return result
+
+
+def truncate_all(conn: Conn) -> None:
+    conn.execute(
+        sql.SQL("truncate {} cascade").format(
+            sql.SQL(", ").join(sql.Identifier("public", t) for t in TABLES)
+        )
+    )
+
+
+class Seeder:
+    """Rows with sensible defaults, so that a test spells out only what it is about."""
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
+    def agency(self, name: str = "Agency") -> UUID:
+        return insert(self.conn, "agencies", name=name)
+
+    def user(self, agency_id: UUID | None, user_id: UUID | None = None) -> UUID:
+        return insert(self.conn, "users", id=user_id or uuid4(), agency_id=agency_id)
+
+    def campaign(self, agency_id: UUID, name: str = "Q1 Outreach") -> UUID:
+        return insert(self.conn, "campaigns", agency_id=agency_id, name=name)
+
+    def agent_mapping(self, agency_id: UUID, name: str = "Sales Agent") -> UUID:
+        return insert(self.conn, "agent_mappings", agency_id=agency_id, name=name)
+
+    def batch(self, agency_id: UUID, **columns: Any) -> UUID:
+        return insert(self.conn, "call_batches", agency_id=agency_id, **columns)
+
+    def contact(self, batch_id: UUID, **columns: Any) -> UUID:
+        columns.setdefault("phone_number", "+15550000000")
+        return insert(self.conn, "campaign_contacts", batch_id=batch_id, **columns)
+
+    def contacts(
+        self, batch_id: UUID, count: int, *, step: timedelta = timedelta(0), **columns: Any
+    ) -> list[UUID]:
+        """``count`` contacts created ``step`` apart from T0 (a zero step makes them all tie)."""
+        start = columns.pop("created_at", T0)
+        return [
+            self.contact(
+                batch_id, phone_number=f"+1555{n:07d}", created_at=start + n * step, **columns
+            )
+            for n in range(count)
+        ]
+
+    def agency_with_user(self, name: str = "Agency") -> tuple[UUID, UUID]:
+        agency_id = self.agency(name)
+        return agency_id, self.user(agency_id)
+
+
+@contextlib.contextmanager
+def as_authenticated(conn: Conn, user_id: UUID) -> Iterator[Conn]:
+    """What PostgREST does for a request bearing a user's token: the role and the claims, for
+    one transaction (rolled back, so that the role never leaks into the next statement)."""
+    tx = conn.transaction(force_rollback=True)
+    with tx:
+        conn.execute("set local role authenticated")
+        conn.execute(
+            "select set_config('request.jwt.claims', %s, true)",
+            (json.dumps({"sub": str(user_id), "role": "authenticated"}),),
+        )
+        yield conn
+
+
+def explain(
+    conn: Conn, statement: sql.Composable, params: Any = None, *, analyze: bool = False
+) -> dict[str, Any]:
+    """The plan's root node, as EXPLAIN (FORMAT JSON) gives it."""
+    options = sql.SQL("analyze, format json" if analyze else "format json")
+    row = conn.execute(sql.SQL("explain ({}) ").format(options) + statement, params).fetchone()
+    assert row is not None
+    document = row[0]
+    plan: dict[str, Any] = document[0]["Plan"]
+    return plan
+
+
+def plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from plan_nodes(child)
+
+
+def scans_of(plan: dict[str, Any], relation: str) -> list[dict[str, Any]]:
+    return [node for node in plan_nodes(plan) if node.get("Relation Name") == relation]
