@@ -1,0 +1,242 @@
+"""The reference schema on a real server: the view's counters, its plans, row-level security."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+from uuid import UUID
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from calls_batch_get.models import BATCH_COLUMNS, ContactStatus
+from calls_batch_get.params import BatchQuery
+from calls_batch_get.store.postgres import read_parameters, read_statement
+from scripts import demo_data
+from scripts.demo_data import DONE_STATUSES, DemoData, Row
+from tests.database import Seeder, as_authenticated, explain, scans_of
+from tests.db_fixtures import *  # noqa: F403
+
+CONTACTS = "campaign_contacts"
+INDEXED_SCANS = {"Index Scan", "Index Only Scan", "Bitmap Heap Scan"}
+
+
+def expected_summary(data: DemoData, batch: Row) -> dict[str, Any]:
+    """The view's counters, computed in Python from the generated rows."""
+    counts = Counter(c["status"] for c in data.contacts_of(batch["id"]))
+    total = sum(counts.values())
+    done = sum(counts[s] for s in DONE_STATUSES)
+    return {
+        "total_contacts": total,
+        **{s: counts[s] for s in ("queued", "in_progress", "completed", "failed", "skipped")},
+        # PostgreSQL's round() on numeric: half away from zero, in decimal.
+        "progress_percentage": (
+            (Decimal(100 * done) / total).quantize(Decimal("0.1"), ROUND_HALF_UP)
+            if total
+            else Decimal("0.0")
+        ),
+        "remaining_count": total - done,
+    }
+
+
+def summaries(conn: psycopg.Connection[Any]) -> dict[UUID, dict[str, Any]]:
+    columns = sql.SQL(", ").join(map(sql.Identifier, BATCH_COLUMNS))
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(sql.SQL("select {} from public.v_call_batch_summary").format(columns))
+        return {row["id"]: row for row in cur}
+
+
+# --- a large data set: counters and plans ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def large(fresh_database: Callable[[], str]) -> tuple[str, DemoData]:
+    """24k-odd contacts over 40 batches of 8 agencies, ANALYZE'd, in a database of its own."""
+    data = demo_data.generate(
+        seed=31337, agencies=8, batches_per_agency=5, contacts_per_batch=(400, 900)
+    )
+    url = fresh_database()
+    with psycopg.connect(url, autocommit=True) as conn:
+        demo_data.load(conn, data)
+        conn.execute("analyze")
+    assert len(data.contacts) > 20_000
+    return url, data
+
+
+@pytest.fixture
+def large_conn(large: tuple[str, DemoData]) -> Any:
+    with psycopg.connect(large[0], autocommit=True) as conn:
+        yield conn
+
+
+def test_view_counters_match_counts_computed_in_python(
+    large: tuple[str, DemoData], large_conn: psycopg.Connection[Any]
+) -> None:
+    _, data = large
+    rows = summaries(large_conn)
+
+    assert set(rows) == {b["id"] for b in data.batches}
+    for batch in data.batches:
+        row = rows[batch["id"]]
+        expected = expected_summary(data, batch)
+        assert {k: row[k] for k in expected} == expected, batch["status"]
+        assert row["agency_id"] == batch["agency_id"]
+    # The data set does exercise the interesting cases.
+    assert any(r["total_contacts"] == 0 for r in rows.values())
+    assert any(0 < r["progress_percentage"] < 100 for r in rows.values())
+
+
+def test_view_keeps_batches_whose_campaign_or_agent_is_gone(
+    large: tuple[str, DemoData], large_conn: psycopg.Connection[Any]
+) -> None:
+    _, data = large
+    rows = summaries(large_conn)
+    orphans = [b for b in data.batches if b["campaign_id"] is None]
+
+    assert orphans
+    assert all(rows[b["id"]]["campaign_name"] is None for b in orphans)
+
+
+def busiest_batch(data: DemoData) -> Row:
+    return max(data.batches, key=lambda b: len(data.contacts_of(b["id"])))
+
+
+def rows_read(plan: dict[str, Any], relation: str) -> float:
+    return sum(
+        (float(node["Actual Rows"]) * node["Actual Loops"] for node in scans_of(plan, relation)),
+        0.0,
+    )
+
+
+def assert_indexed_by_batch(plan: dict[str, Any]) -> None:
+    scans = scans_of(plan, CONTACTS)
+    assert scans, "campaign_contacts is not read at all"
+    for node in scans:
+        assert node["Node Type"] in INDEXED_SCANS, node["Node Type"]
+        condition = node.get("Index Cond") or node.get("Recheck Cond") or ""
+        assert "batch_id" in condition, node
+
+
+@pytest.mark.parametrize("status", [None, ContactStatus.COMPLETED, ContactStatus.PENDING])
+def test_store_statement_reads_only_the_batch_through_indexes(
+    large: tuple[str, DemoData], large_conn: psycopg.Connection[Any], status: ContactStatus | None
+) -> None:
+    _, data = large
+    batch = busiest_batch(data)
+    user = data.users_of(batch["agency_id"])[0]
+    query = BatchQuery(batch_id=batch["id"], contact_status=status, limit=50, offset=100)
+
+    plan = explain(
+        large_conn,
+        read_statement(status is not None),
+        read_parameters(user["id"], query),
+        analyze=True,
+    )
+
+    assert_indexed_by_batch(plan)
+    # The view's counters, the page and the count: each at most the batch once over.
+    assert rows_read(plan, CONTACTS) <= 3 * len(data.contacts_of(batch["id"]))
+
+
+def test_store_statement_reads_no_contact_of_another_agencys_batch(
+    large: tuple[str, DemoData], large_conn: psycopg.Connection[Any]
+) -> None:
+    _, data = large
+    batch = busiest_batch(data)
+    outsider = next(u for u in data.users if u["agency_id"] not in (None, batch["agency_id"]))
+    query = BatchQuery(batch_id=batch["id"])
+
+    plan = explain(
+        large_conn, read_statement(False), read_parameters(outsider["id"], query), analyze=True
+    )
+
+    assert rows_read(plan, CONTACTS) == 0
+
+
+def test_view_lookup_of_one_batch_reads_only_its_contacts(
+    large: tuple[str, DemoData], large_conn: psycopg.Connection[Any]
+) -> None:
+    _, data = large
+    batch = busiest_batch(data)
+
+    plan = explain(
+        large_conn,
+        sql.SQL("select * from public.v_call_batch_summary where id = %s and agency_id = %s"),
+        (batch["id"], batch["agency_id"]),
+        analyze=True,
+    )
+
+    assert_indexed_by_batch(plan)
+    assert rows_read(plan, CONTACTS) == len(data.contacts_of(batch["id"]))
+
+
+# --- row-level security -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small(db: Seeder) -> DemoData:
+    data = demo_data.generate(
+        seed=7,
+        agencies=3,
+        batches_per_agency=3,
+        contacts_per_batch=(5, 20),
+        users_without_agency=1,
+    )
+    demo_data.load(db.conn, data)
+    return data
+
+
+def visible(conn: psycopg.Connection[Any], statement: str) -> list[Any]:
+    return [row[0] for row in conn.execute(statement).fetchall()]
+
+
+def test_a_user_sees_only_their_agency(db: Seeder, small: DemoData) -> None:
+    everything = summaries(db.conn)
+    for user in (u for u in small.users if u["agency_id"] is not None):
+        agency_id = user["agency_id"]
+        batches = {b["id"] for b in small.batches_of(agency_id)}
+        contacts = {c["id"] for c in small.contacts if c["batch_id"] in batches}
+        with as_authenticated(db.conn, user["id"]) as conn:
+            assert visible(conn, "select id from public.users") == [user["id"]]
+            assert visible(conn, "select id from public.agencies") == [agency_id]
+            assert set(visible(conn, "select agency_id from public.campaigns")) == {agency_id}
+            assert set(visible(conn, "select agency_id from public.agent_mappings")) == {agency_id}
+            assert set(visible(conn, "select id from public.call_batches")) == batches
+            assert set(visible(conn, "select id from public.campaign_contacts")) == contacts
+            # The view runs as the caller, and its counters are the whole batch's.
+            assert summaries(conn) == {b: everything[b] for b in batches}
+
+
+def test_a_user_without_agency_sees_nothing_but_themself(db: Seeder, small: DemoData) -> None:
+    user = small.users_of(None)[0]
+    with as_authenticated(db.conn, user["id"]) as conn:
+        assert visible(conn, "select id from public.users") == [user["id"]]
+        for table in ("agencies", "campaigns", "agent_mappings", "call_batches", CONTACTS):
+            assert visible(conn, f"select 1 from public.{table}") == [], table
+        assert summaries(conn) == {}
+
+
+def test_a_token_of_an_unknown_user_sees_nothing(db: Seeder, small: DemoData) -> None:
+    with as_authenticated(db.conn, UUID(int=1)) as conn:
+        assert summaries(conn) == {}
+        assert visible(conn, "select 1 from public.users") == []
+
+
+def test_anonymous_role_is_refused(db: Seeder, small: DemoData) -> None:
+    with db.conn.transaction(force_rollback=True):
+        db.conn.execute("set local role anon")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            db.conn.execute("select 1 from public.v_call_batch_summary")
+
+
+def test_authenticated_role_cannot_write(db: Seeder, small: DemoData) -> None:
+    user = small.users_of(small.agencies[0]["id"])[0]
+    with (
+        as_authenticated(db.conn, user["id"]) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        conn.execute("update public.call_batches set status = 'cancelled'")
