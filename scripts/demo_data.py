@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import string
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -182,7 +183,7 @@ class _Generator:
                 "phone_number": self.phone(),
                 "first_name": first,
                 "last_name": last if rng.random() > 0.05 else None,
-                "email": f"{first}.{last}@example.com".lower() if rng.random() > 0.3 else None,
+                "email": _email(first, last) if rng.random() > 0.3 else None,
                 "company": rng.choice(_COMPANIES),
                 "title": rng.choice(_TITLES),
                 "status": status,
@@ -208,6 +209,11 @@ class _Generator:
                 "created_at": created,
             }
         )
+
+
+def _email(first: str, last: str) -> str:
+    local = unicodedata.normalize("NFKD", f"{first}.{last}").encode("ascii", "ignore").decode()
+    return f"{local.lower()}@example.com"
 
 
 def _notes(outcome: str | None, do_not_call: bool) -> str | None:

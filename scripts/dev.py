@@ -1,0 +1,170 @@
+"""Runs the function locally on real PostgreSQL with demo data, and prints requests to try.
+
+    ./run.sh [--port 8080] [--seed 2025]
+
+Uses DATABASE_URL when set, else starts a throwaway embedded PostgreSQL (deleted on exit). Ctrl-C
+or SIGTERM stops the function and the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any
+from uuid import UUID
+
+# Run as a file (python scripts/dev.py), the repository root is not on the path by itself.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+import jwt  # noqa: E402
+import psycopg  # noqa: E402
+
+from scripts import demo_data  # noqa: E402
+from scripts.localdb import apply_migrations, embedded_postgres, schema_present  # noqa: E402
+
+# Placeholder: locally the function only derives the token issuer (and key-set URL) from it.
+SUPABASE_URL = "http://127.0.0.1:54321"
+READY_TIMEOUT_SECONDS = 60.0
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
+    parser.add_argument("--seed", type=int, default=2025, help="demo data seed")
+    return parser.parse_args(argv)
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # Unwinds like Ctrl-C does, so that every cleanup below runs.
+    raise SystemExit(128 + signum)
+
+
+def prepare_database(url: str, seed: int) -> demo_data.DemoData:
+    """Migrates an empty database and loads the demo rows, unless an earlier run did."""
+    if not schema_present(url):
+        print("Applying migrations…", flush=True)
+        apply_migrations(url)
+    data = demo_data.generate(seed)
+    with psycopg.connect(url) as conn:
+        loaded = conn.execute(
+            "select exists (select 1 from public.agencies where id = %s)",
+            (data.agencies[0]["id"],),
+        ).fetchone()
+        if not (loaded and loaded[0]):
+            print(f"Loading demo data ({len(data.contacts)} contacts)…", flush=True)
+            demo_data.load(conn, data)
+    return data
+
+
+def mint_token(user_id: UUID, secret: str) -> str:
+    """A Supabase-style access token, as the local auth server would sign it (HS256)."""
+    now = datetime.now(UTC)
+    claims: dict[str, Any] = {
+        "sub": str(user_id),
+        "aud": "authenticated",
+        "role": "authenticated",
+        "iss": f"{SUPABASE_URL}/auth/v1",
+        "iat": now,
+        "exp": now + timedelta(hours=24),
+    }
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def start_function(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    # The console script of the interpreter's own environment (the project's venv).
+    executable = Path(sys.executable).parent / "functions-framework"
+    command = [str(executable), "--target", "calls_batch_get", "--source", "main.py"]
+    return subprocess.Popen([*command, "--port", str(port)], cwd=REPO_ROOT, env=env)
+
+
+def wait_until_listening(process: subprocess.Popen[bytes], port: int) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the function exited during start-up (code {process.returncode})")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"the function did not listen on port {port} within {READY_TIMEOUT_SECONDS}s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def curl(port: int, token: str, batch_id: UUID) -> str:
+    url = f"http://127.0.0.1:{port}/?batch_id={batch_id}&contact_limit=5"
+    return f'curl -sS -i -H "Authorization: Bearer {token}" "{url}"'
+
+
+def print_ready(port: int, data: demo_data.DemoData, secret: str) -> None:
+    mine, theirs = data.agencies[0]["id"], data.agencies[1]["id"]
+    user = data.users_of(mine)[0]
+    batch = max(data.batches_of(mine), key=lambda b: len(data.contacts_of(b["id"])))
+    token = mint_token(user["id"], secret)
+    print(
+        f"\nReady: calls-batch-get on http://127.0.0.1:{port}/ as {user['email']}"
+        f" (agency {mine}).\n"
+        f"A batch of your agency ({batch['status']}, {len(data.contacts_of(batch['id']))}"
+        " contacts):\n"
+        f"  {curl(port, token, batch['id'])}\n"
+        "A batch of another agency (404):\n"
+        f"  {curl(port, token, data.batches_of(theirs)[0]['id'])}\n"
+        "Ctrl-C stops the function and the database.\n",
+        flush=True,
+    )
+
+
+def main(argv: Sequence[str]) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    with contextlib.ExitStack() as stack:
+        try:
+            url = os.environ.get("DATABASE_URL")
+            if not url:
+                print("Starting an embedded PostgreSQL…", flush=True)
+                url = stack.enter_context(embedded_postgres()).url
+            print(f"PostgreSQL: {url}", flush=True)
+            data = prepare_database(url, args.seed)
+            secret = os.environ.get("SUPABASE_JWT_SECRET") or secrets.token_urlsafe(32)
+            env = {
+                **os.environ,
+                "SUPABASE_URL": SUPABASE_URL,
+                "SUPABASE_JWT_SECRET": secret,
+                "DATABASE_URL": url,
+            }
+            function = start_function(args.port, env)
+            stack.callback(stop, function)
+            wait_until_listening(function, args.port)
+            print_ready(args.port, data, secret)
+            return function.wait()
+        except KeyboardInterrupt:
+            return 130
+        finally:
+            # A second Ctrl-C must not cut the clean-up short and leave a server behind.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            print("Stopping…", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
