@@ -1,0 +1,381 @@
+"""A PostgREST stand-in for the supabase-py store, answering from the real test database.
+
+Mounted with respx on ``{SUPABASE_URL}/rest/v1``, it turns each read supabase-py sends into the
+statement PostgREST would run, against the same PostgreSQL the direct store reads, and answers as
+PostgREST does: the body built by PostgreSQL itself (``json_agg`` of the selected columns, so
+timestamps, numerics and jsonb come out exactly as PostgREST serves them), ``Content-Range``,
+200/206/416 by PostgREST's rules, PostgreSQL's error codes. Anything outside the small part of the
+API it implements is refused with a 400, so that a change in what supabase-py sends fails a test
+instead of being answered by a guess.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import psycopg
+import respx
+from psycopg import sql
+
+SCHEMA = "public"
+SERVED_TABLES = frozenset({"users", "v_call_batch_summary", "campaign_contacts"})
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+# Query parameters that are not filters; PostgREST reads every other key as a column filter.
+_RESERVED_PARAMS = frozenset({"select", "order", "limit", "offset"})
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
+_UNSIGNED = re.compile(r"[0-9]{1,18}")
+_ORDER_DIRECTIONS = {"asc": sql.SQL("asc"), "desc": sql.SQL("desc")}
+_ORDER_NULLS = {"nullsfirst": sql.SQL("nulls first"), "nullslast": sql.SQL("nulls last")}
+# PostgREST's own mapping of SQLSTATE classes to HTTP statuses for what these reads can raise
+# (docs/references/errors.rst, "HTTP Status Codes"): data exceptions and undefined objects are
+# the client's fault.
+_CLIENT_ERROR_CLASSES = ("22", "42")
+
+
+class Refused(Exception):
+    """An answer in PostgREST's error shape: ``{code, details, hint, message}``."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: str | None = None,
+        hint: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = {"code": code, "details": details, "hint": hint, "message": message}
+        self.headers = dict(headers or {})
+
+
+def not_understood(details: str) -> Refused:
+    """A request the real PostgREST might well accept, but this stand-in cannot answer truly."""
+    return Refused(
+        400, "PGRST100", "The PostgREST stand-in does not understand this request", details
+    )
+
+
+@dataclass(frozen=True)
+class Served:
+    """One request as the stand-in saw and answered it (monotonic clock times)."""
+
+    method: str
+    table: str
+    params: tuple[tuple[str, str], ...]
+    prefer: str | None
+    status: int
+    started: float
+    finished: float
+
+
+@dataclass(frozen=True)
+class Read:
+    """A parsed read: what to select, filter, order and slice, and whether to count."""
+
+    table: str
+    columns: tuple[str, ...]
+    filters: tuple[tuple[str, str], ...]
+    order: tuple[sql.Composable, ...]
+    limit: int | None
+    offset: int
+    count: bool
+    head: bool
+
+
+def content_range(offset: int, page_rows: int, total: int | None) -> str:
+    """PostgREST's ``contentRangeH``: ``first-last/total``, with ``*`` for an empty range or an
+    unknown total (src/PostgREST/RangeQuery.hs)."""
+    last = offset + page_rows - 1
+    first_last = f"{offset}-{last}" if total != 0 and offset <= last else "*"
+    return f"{first_last}/{'*' if total is None else total}"
+
+
+def range_status(offset: int, page_rows: int, total: int | None) -> int:
+    """PostgREST's ``rangeStatus`` (src/PostgREST/RangeQuery.hs): without a count always 200;
+    with one, 416 when the offset is *past* the total (``lower > total``: an offset equal to the
+    total is an empty 206, and offset 1 of 0 rows is a 416), 206 when the page is not the whole
+    set, else 200. Its test/spec/Feature/Query/RangeSpec.hs pins the 416 bodies and the
+    ``Content-Range: */<total>`` they keep."""
+    if total is None:
+        return 200
+    if offset > total:
+        return 416
+    return 206 if page_rows < total else 200
+
+
+@dataclass
+class PostgrestStandIn:
+    """Serves GET/HEAD reads of ``SERVED_TABLES`` for a client holding ``service_key``."""
+
+    database_url: str
+    service_key: str
+    rest_path: str = "/rest/v1"
+    # Held inside each answer, so that tests can see concurrent requests overlap.
+    delay_seconds: float = 0.0
+    served: list[Served] = field(default_factory=list)
+    _done: threading.Condition = field(default_factory=threading.Condition, repr=False)
+    _columns: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        started = time.monotonic()
+        table = request.url.path.removeprefix(self.rest_path + "/")
+        try:
+            response = self._answer(request, table)
+        except Refused as refused:
+            response = _json_response(refused.status, json.dumps(refused.body), refused.headers)
+        if request.method == "HEAD":
+            response = httpx.Response(response.status_code, headers=response.headers)
+        if self.delay_seconds:
+            time.sleep(self.delay_seconds)
+        with self._done:
+            self.served.append(
+                Served(
+                    method=request.method,
+                    table=table,
+                    params=tuple(request.url.params.multi_items()),
+                    prefer=request.headers.get("prefer"),
+                    status=response.status_code,
+                    started=started,
+                    finished=time.monotonic(),
+                )
+            )
+            self._done.notify_all()
+        return response
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[Served]:
+        """The log once ``count`` requests have been answered: a caller may return before
+        reads it no longer needs are back."""
+        with self._done:
+            if not self._done.wait_for(lambda: len(self.served) >= count, timeout):
+                raise TimeoutError(f"{len(self.served)} of {count} requests answered")
+            return list(self.served)
+
+    def _answer(self, request: httpx.Request, table: str) -> httpx.Response:
+        self._check_key(request.headers)
+        if request.method not in ("GET", "HEAD"):
+            raise not_understood(f"method {request.method}")
+        if table not in SERVED_TABLES:
+            raise not_understood(f"resource {table!r}")
+        _check_headers(request.headers)
+        with psycopg.connect(self.database_url, autocommit=True, options="-c TimeZone=UTC") as conn:
+            columns = self._columns_of(conn, table)
+            read = _parse(request, table, columns)
+            try:
+                return _run(conn, read, columns)
+            except psycopg.Error as error:
+                raise _postgres_refusal(error) from error
+
+    def _check_key(self, headers: httpx.Headers) -> None:
+        # What the API gateway and PostgREST demand of a server-side client: the key twice.
+        if headers.get("apikey") != self.service_key:
+            raise Refused(401, "PGRST301", "No valid API key found in request")
+        if headers.get("authorization") != f"Bearer {self.service_key}":
+            raise Refused(401, "PGRST301", "Authorization is not the service key")
+
+    def _columns_of(self, conn: psycopg.Connection[Any], table: str) -> dict[str, str]:
+        """Column name -> type, in table order, read once from the catalog."""
+        if table not in self._columns:
+            rows = conn.execute(
+                "select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute a"
+                " where a.attrelid = %s::regclass and a.attnum > 0 and not a.attisdropped"
+                " order by a.attnum",
+                (f"{SCHEMA}.{table}",),
+            ).fetchall()
+            self._columns[table] = {name: type_name for name, type_name in rows}
+        return self._columns[table]
+
+
+def _check_headers(headers: httpx.Headers) -> None:
+    for name in ("range", "range-unit"):
+        if name in headers:
+            raise not_understood(f"header {name}")
+    accept = headers.get("accept", "*/*")
+    if accept not in ("*/*", "application/json"):
+        raise not_understood(f"Accept: {accept}")
+    profile = headers.get("accept-profile", SCHEMA)
+    if profile != SCHEMA:
+        raise Refused(406, "PGRST106", f"The schema must be one of the following: {SCHEMA}")
+    preferences = [p.strip() for p in headers.get("prefer", "").split(",") if p.strip()]
+    unknown = [p for p in preferences if p != "count=exact"]
+    if unknown:
+        raise not_understood(f"Prefer: {', '.join(unknown)}")
+
+
+def _single_params(request: httpx.Request) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    reserved: dict[str, str] = {}
+    filters: list[tuple[str, str]] = []
+    for key, value in request.url.params.multi_items():
+        if key in _RESERVED_PARAMS:
+            if key in reserved:
+                raise not_understood(f"{key} given twice")
+            reserved[key] = value
+        else:
+            filters.append((key, value))
+    return reserved, filters
+
+
+def _column(table: str, columns: Mapping[str, str], name: str) -> str:
+    if not _IDENTIFIER.fullmatch(name):
+        raise not_understood(f"column syntax {name!r} (aliases, casts, JSON paths, embeds)")
+    if name not in columns:
+        # PostgreSQL's own answer, which PostgREST passes on.
+        raise Refused(400, "42703", f"column {table}.{name} does not exist")
+    return name
+
+
+def _parse_select(table: str, columns: Mapping[str, str], raw: str | None) -> tuple[str, ...]:
+    if raw is None or raw == "*":
+        return tuple(columns)
+    return tuple(_column(table, columns, name) for name in raw.split(","))
+
+
+def _parse_order(
+    table: str, columns: Mapping[str, str], raw: str | None
+) -> tuple[sql.Composable, ...]:
+    if raw is None:
+        return ()
+    terms: list[sql.Composable] = []
+    for term in raw.split(","):
+        name, *modifiers = term.split(".")
+        parts: list[sql.Composable] = [sql.Identifier(_column(table, columns, name))]
+        if modifiers and modifiers[0] in _ORDER_DIRECTIONS:
+            parts.append(_ORDER_DIRECTIONS[modifiers.pop(0)])
+        if modifiers and modifiers[0] in _ORDER_NULLS:
+            parts.append(_ORDER_NULLS[modifiers.pop(0)])
+        if modifiers:
+            raise not_understood(f"order term {term!r}")
+        terms.append(sql.SQL(" ").join(parts))
+    return tuple(terms)
+
+
+def _parse_unsigned(name: str, raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    if not _UNSIGNED.fullmatch(raw):
+        raise not_understood(f"{name}={raw!r}")
+    return int(raw)
+
+
+def _parse_filters(
+    table: str, columns: Mapping[str, str], raw: list[tuple[str, str]]
+) -> tuple[tuple[str, str], ...]:
+    filters = []
+    for key, value in raw:
+        operator, dot, operand = value.partition(".")
+        if "." in key or key in ("and", "or", "not"):
+            raise not_understood(f"parameter {key!r}")
+        column = _column(table, columns, key)
+        if operator != "eq" or not dot:
+            raise not_understood(f"filter {key}={value!r} (only eq.<value>)")
+        filters.append((column, operand))
+    return tuple(filters)
+
+
+def _parse(request: httpx.Request, table: str, columns: Mapping[str, str]) -> Read:
+    reserved, filters = _single_params(request)
+    return Read(
+        table=table,
+        columns=_parse_select(table, columns, reserved.get("select")),
+        filters=_parse_filters(table, columns, filters),
+        order=_parse_order(table, columns, reserved.get("order")),
+        limit=_parse_unsigned("limit", reserved.get("limit")),
+        offset=_parse_unsigned("offset", reserved.get("offset")) or 0,
+        count="count=exact" in request.headers.get("prefer", ""),
+        head=request.method == "HEAD",
+    )
+
+
+def _statement(read: Read, types: Mapping[str, str]) -> tuple[sql.Composed, dict[str, Any]]:
+    """The shape of PostgREST's read statement: the page in a CTE, the body and the page size
+    aggregated from it, the total counted over the same filters without the slice."""
+    params: dict[str, Any] = {"limit": read.limit, "offset": read.offset}
+    conditions: list[sql.Composable] = []
+    for n, (column, value) in enumerate(read.filters):
+        # The operand typed as the column, so PostgreSQL itself rejects a malformed one (22P02).
+        conditions.append(
+            sql.SQL("{} = cast({} as {})").format(
+                sql.Identifier(column), sql.Placeholder(f"f{n}"), sql.SQL(types[column])
+            )
+        )
+        params[f"f{n}"] = value
+    where = sql.SQL(" and ").join(conditions) if conditions else sql.SQL("true")
+    source = sql.Identifier(SCHEMA, read.table)
+    order = (
+        sql.SQL(" order by {}").format(sql.SQL(", ").join(read.order))
+        if read.order
+        else sql.SQL("")
+    )
+    total = (
+        sql.SQL("(select pg_catalog.count(*) from {} where {})").format(source, where)
+        if read.count
+        else sql.SQL("null::bigint")
+    )
+    statement = sql.SQL(
+        "with pgrst_source as ("
+        " select {columns} from {source} where {where}{order}"
+        " limit %(limit)s offset %(offset)s)"
+        " select {total}, pg_catalog.count(_postgrest_t),"
+        " coalesce(json_agg(_postgrest_t), '[]')::text"
+        " from (select * from pgrst_source) _postgrest_t"
+    ).format(
+        columns=sql.SQL(", ").join(map(sql.Identifier, read.columns)),
+        source=source,
+        where=where,
+        order=order,
+        total=total,
+    )
+    return statement, params
+
+
+def _run(conn: psycopg.Connection[Any], read: Read, types: Mapping[str, str]) -> httpx.Response:
+    statement, params = _statement(read, types)
+    row = conn.execute(statement, params).fetchone()
+    assert row is not None
+    total, page_rows, body = row
+    headers = {"Content-Range": content_range(read.offset, page_rows, total)}
+    status = range_status(read.offset, page_rows, total)
+    if status == 416:
+        raise Refused(
+            416,
+            "PGRST103",
+            "Requested range not satisfiable",
+            f"An offset of {read.offset} was requested, but there are only {total} rows.",
+            headers=headers,
+        )
+    return _json_response(status, body, headers)
+
+
+def _postgres_refusal(error: psycopg.Error) -> Refused:
+    sqlstate = error.sqlstate or "XX000"
+    status = 400 if sqlstate.startswith(_CLIENT_ERROR_CLASSES) else 500
+    diag = error.diag
+    return Refused(
+        status, sqlstate, diag.message_primary or str(error), diag.message_detail, diag.message_hint
+    )
+
+
+def _json_response(status: int, body: str, headers: Mapping[str, str]) -> httpx.Response:
+    return httpx.Response(
+        status,
+        content=body.encode(),
+        headers={**headers, "Content-Type": JSON_CONTENT_TYPE},
+    )
+
+
+@contextlib.contextmanager
+def mounted(standin: PostgrestStandIn, supabase_url: str) -> Iterator[respx.MockRouter]:
+    """The stand-in answering every httpx request under ``{supabase_url}/rest/v1``; any other
+    httpx request fails (respx refuses what no route matches)."""
+    with respx.mock(base_url=supabase_url + standin.rest_path, assert_all_called=False) as router:
+        router.route().mock(side_effect=standin)
+        yield router

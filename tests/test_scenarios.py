@@ -1,0 +1,218 @@
+"""The shared endpoint scenarios, run through the real app against both stores.
+
+``postgres``: the direct store on the test database. ``supabase``: supabase-py, answered by the
+PostgREST stand-in from the same database. A scenario that passes on one and fails on the other
+is a bug in one of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import psycopg
+import pytest
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from calls_batch_get.store.postgres import APPLICATION_NAME
+from tests.conftest import SERVICE_KEY, AppFactory
+from tests.database import Seeder
+from tests.db_fixtures import *  # noqa: F403
+from tests.postgrest_standin import PostgrestStandIn, mounted
+from tests.scenarios import (
+    BIG_BATCH,
+    MAIN_BATCH,
+    SCENARIOS,
+    BatchSeed,
+    Scenario,
+    by_name,
+    ordered,
+    scenario,
+    seed,
+)
+from tests.tokens import TokenFactory
+
+STORES = ("postgres", "supabase")
+
+
+@dataclass
+class Endpoint:
+    client: FlaskClient
+    tokens: TokenFactory
+
+    def get(self, scenario: Scenario, **extra: str) -> TestResponse:
+        params = urlencode([*scenario.params, *extra.items()])
+        token = self.tokens.es256(scenario.caller)
+        return self.client.get(f"/?{params}", headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.fixture
+def standin(database_url: str) -> PostgrestStandIn:
+    return PostgrestStandIn(database_url, SERVICE_KEY)
+
+
+@pytest.fixture
+def endpoints(
+    db: Seeder,
+    database_url: str,
+    make_app: AppFactory,
+    env: dict[str, str],
+    tokens: TokenFactory,
+    standin: PostgrestStandIn,
+) -> Iterator[dict[str, Endpoint]]:
+    seed(db.conn)
+    with mounted(standin, env["SUPABASE_URL"]):
+        yield {
+            "postgres": Endpoint(make_app(DATABASE_URL=database_url), tokens),
+            "supabase": Endpoint(make_app(), tokens),
+        }
+    _end_app_sessions(database_url)
+
+
+def _end_app_sessions(database_url: str) -> None:
+    """Ends the sessions the direct store's pool left open: each test builds a new app, whose
+    pool would otherwise keep its connection until the server runs out of slots."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity"
+            " where datname = current_database() and application_name = %s",
+            (APPLICATION_NAME,),
+        )
+
+
+@pytest.fixture(params=STORES)
+def endpoint(request: pytest.FixtureRequest, endpoints: dict[str, Endpoint]) -> Endpoint:
+    return endpoints[request.param]
+
+
+def assert_json_equal(actual: Any, expected: Any, path: str = "$") -> None:
+    """Equal values of equal JSON types: 41.0 is not 41, and False is not 0."""
+    assert type(actual) is type(expected), f"{path}: {actual!r} is not {expected!r}"
+    if isinstance(expected, dict):
+        assert sorted(actual) == sorted(expected), f"{path}: fields {list(actual)}"
+        for key, value in expected.items():
+            assert_json_equal(actual[key], value, f"{path}.{key}")
+    elif isinstance(expected, list):
+        assert len(actual) == len(expected), f"{path}: {len(actual)} items, not {len(expected)}"
+        for n, (got, want) in enumerate(zip(actual, expected, strict=True)):
+            assert_json_equal(got, want, f"{path}[{n}]")
+    else:
+        assert actual == expected, f"{path}: {actual!r} != {expected!r}"
+
+
+@pytest.mark.parametrize("case", SCENARIOS, ids=str)
+def test_scenario(endpoint: Endpoint, case: Scenario) -> None:
+    response = endpoint.get(case)
+    assert response.status_code == case.status, response.data
+    assert response.mimetype == "application/json"
+    assert_json_equal(response.get_json(), case.expected())
+
+
+@pytest.mark.parametrize("batch", [MAIN_BATCH, BIG_BATCH], ids=["main", "big"])
+@pytest.mark.parametrize("page_size", [1, 7, 200])
+def test_pages_hold_every_contact_once_in_order(
+    endpoint: Endpoint, batch: BatchSeed, page_size: int
+) -> None:
+    pages = scenario("paging", batch.id, 200, dict)
+    seen: list[str] = []
+    offset = 0
+    has_more = True
+    while has_more:
+        response = endpoint.get(pages, contact_limit=str(page_size), contact_offset=str(offset))
+        body = response.get_json()
+        assert body["contact_pagination"]["total"] == len(batch.contacts)
+        seen += [c["id"] for c in body["contacts"]]
+        has_more = body["contact_pagination"]["has_more"]
+        offset += page_size
+    assert seen == [str(c["id"]) for c in ordered(batch)]
+
+
+def test_batch_of_another_agency_is_indistinguishable_from_a_missing_one(
+    endpoint: Endpoint,
+) -> None:
+    other = endpoint.get(by_name("batch-of-another-agency"))
+    missing = endpoint.get(by_name("batch-that-does-not-exist"))
+    assert (other.status_code, other.data) == (missing.status_code, missing.data)
+
+    def headers(response: TestResponse) -> dict[str, str]:
+        return {k: v for k, v in response.headers.items() if k != "X-Request-Id"}
+
+    assert headers(other) == headers(missing)
+
+
+def test_both_stores_answer_every_scenario_byte_for_byte_alike(
+    endpoints: dict[str, Endpoint],
+) -> None:
+    mismatches = []
+    for case in SCENARIOS:
+        direct = endpoints["postgres"].get(case)
+        postgrest = endpoints["supabase"].get(case)
+        if (direct.status_code, direct.data) != (postgrest.status_code, postgrest.data):
+            mismatches.append(
+                f"{case.name}: postgres {direct.status_code} {direct.data!r}\n"
+                f"  supabase {postgrest.status_code} {postgrest.data!r}"
+            )
+    assert not mismatches, "\n".join(mismatches)
+
+
+# --- what the supabase-py store sends ---------------------------------------------------------
+
+
+def reads(standin: PostgrestStandIn, count: int = 3) -> list[tuple[str, str, int]]:
+    return sorted((s.method, s.table, s.status) for s in standin.wait_for(count))
+
+
+def test_one_request_is_three_reads(
+    endpoints: dict[str, Endpoint], standin: PostgrestStandIn
+) -> None:
+    assert endpoints["supabase"].get(by_name("spec-example")).status_code == 200
+    assert reads(standin) == [
+        ("GET", "campaign_contacts", 200),
+        ("GET", "users", 200),
+        ("GET", "v_call_batch_summary", 200),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "contacts_status"),
+    [
+        ("user-without-users-row", 200),
+        ("batch-of-another-agency", 200),
+        ("offset-exactly-at-end", 206),
+    ],
+)
+def test_the_three_reads_go_out_whatever_the_outcome(
+    endpoints: dict[str, Endpoint], standin: PostgrestStandIn, name: str, contacts_status: int
+) -> None:
+    endpoints["supabase"].get(by_name(name))
+    assert [(m, t) for m, t, _ in reads(standin)] == [
+        ("GET", "campaign_contacts"),
+        ("GET", "users"),
+        ("GET", "v_call_batch_summary"),
+    ]
+    assert reads(standin)[0][2] == contacts_status
+
+
+def test_offset_past_the_end_adds_one_count_read(
+    endpoints: dict[str, Endpoint], standin: PostgrestStandIn
+) -> None:
+    response = endpoints["supabase"].get(by_name("offset-far-past-end"))
+    assert response.status_code == 200
+    assert reads(standin, count=4) == [
+        ("GET", "campaign_contacts", 416),
+        ("GET", "users", 200),
+        ("GET", "v_call_batch_summary", 200),
+        ("HEAD", "campaign_contacts", 200),
+    ]
+
+
+def test_the_three_reads_are_in_flight_together(
+    endpoints: dict[str, Endpoint], standin: PostgrestStandIn
+) -> None:
+    standin.delay_seconds = 0.3
+    assert endpoints["supabase"].get(by_name("spec-example")).status_code == 200
+    served = standin.wait_for(3)
+    assert max(s.started for s in served) < min(s.finished for s in served)
