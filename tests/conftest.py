@@ -9,6 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from calls_batch_get.settings import Settings, load_settings
+from tests.db_fixtures import *  # noqa: F403 - the real-PostgreSQL fixtures, session-wide
 from tests.tokens import HS256_SECRET, KeySetServer, SigningKey, TokenFactory
 
 ROOT = Path(__file__).resolve().parent.parent

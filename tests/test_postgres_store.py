@@ -22,7 +22,6 @@ from calls_batch_get.store import BatchRead, StoreError
 from calls_batch_get.store.postgres import APPLICATION_NAME, FETCH_FAILED, PostgresStore
 from scripts import demo_data
 from tests.database import T0, Seeder
-from tests.db_fixtures import *  # noqa: F403
 
 
 def query(batch_id: UUID, **kwargs: Any) -> BatchQuery:

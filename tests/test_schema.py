@@ -19,7 +19,6 @@ from calls_batch_get.store.postgres import read_parameters, read_statement
 from scripts import demo_data
 from scripts.demo_data import DONE_STATUSES, DemoData, Row
 from tests.database import Seeder, as_authenticated, explain, scans_of
-from tests.db_fixtures import *  # noqa: F403
 
 CONTACTS = "campaign_contacts"
 INDEXED_SCANS = {"Index Scan", "Index Only Scan", "Bitmap Heap Scan"}
