@@ -1,11 +1,7 @@
 #!/usr/bin/env bash
-# The test command: installs what the project needs into a virtualenv, then runs the suite.
-# Needs only python3 (3.11+); the tests start their own throwaway PostgreSQL.
+# The test command: installs what the project needs into a virtualenv, then runs the suite
+# (arguments go to pytest). The tests start their own throwaway PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")"
-VENV="${VENV:-.venv}"
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
-fi
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+source scripts/venv.sh
 exec "$VENV/bin/python" -m pytest "$@"

@@ -96,53 +96,16 @@ def test_200_returns_batch_contacts_and_pagination_as_specified(
     assert response.status_code == 200
     assert response.mimetype == "application/json"
     assert_common_headers(response)
+    # The rows as PostgREST gave them, with every timestamp turned to UTC with a "Z".
     assert response.get_json() == {
-        "batch": {
-            "id": BATCH,
-            "agency_id": AGENCY,
-            "campaign_id": "d0000000-0000-4000-8000-000000000001",
-            "campaign_name": "Q1 Outreach",
-            "agent_mapping_id": "e0000000-0000-4000-8000-000000000001",
-            "agent_name": "Sales Agent",
-            "from_number": "+15551234567",
-            "status": "processing",
-            "total_contacts": 1000,
-            "queued": 500,
-            "in_progress": 5,
-            "completed": 400,
-            "failed": 10,
-            "skipped": 0,
-            "progress_percentage": 41.0,
-            "remaining_count": 590,
-            "calls_per_minute": 30,
-            "max_concurrent": 10,
-            "scheduled_for": None,
-            "created_at": "2025-01-15T10:30:00Z",
-            "started_at": "2025-01-15T10:31:00Z",
-        },
+        "batch": batch_row(created_at="2025-01-15T10:30:00Z", started_at="2025-01-15T10:31:00Z"),
         "contacts": [
-            {
-                "id": "10000000-0000-4000-8000-000000000001",
-                "phone_number": "+15559876543",
-                "first_name": "John",
-                "last_name": "Doe",
-                "email": "john@example.com",
-                "company": "ACME",
-                "title": "Manager",
-                "status": "completed",
-                "call_id": "f0000000-0000-4000-8000-000000000001",
-                "attempts": 1,
-                "max_attempts": 3,
-                "outcome": "answered",
-                "duration_seconds": 145,
-                "outcome_notes": None,
-                "last_attempt_at": "2025-01-15T10:35:00Z",
-                "completed_at": "2025-01-15T10:37:25.123456Z",
-                "custom_data": {"crm": {"id": 7, "tags": ["vip"]}},
-                "do_not_call": False,
-                "timezone": "EST",
-                "created_at": "2025-01-15T10:30:00Z",
-            }
+            contact_row(
+                id=contact["id"],
+                last_attempt_at="2025-01-15T10:35:00Z",
+                completed_at="2025-01-15T10:37:25.123456Z",
+                created_at="2025-01-15T10:30:00Z",
+            )
         ],
         "contact_pagination": {"total": 1000, "limit": 50, "offset": 0, "has_more": True},
     }
@@ -276,17 +239,11 @@ def test_400_query_parameters(
     assert not rest.calls, "bad input never reaches the database"
 
 
+@pytest.mark.parametrize("users", [[], [{"agency_id": None}]], ids=["no-row", "null-agency"])
 def test_403_user_is_not_associated_with_an_agency(
-    client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter
+    client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter, users: list[Any]
 ) -> None:
-    serve(rest, users=[])
-    assert error(get(client, **auth), 403) == "User is not associated with an agency"
-
-
-def test_403_user_row_with_null_agency(
-    client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter
-) -> None:
-    serve(rest, users=[{"agency_id": None}])
+    serve(rest, users=users)
     response = get(client, **auth)
     assert error(response, 403) == "User is not associated with an agency"
     assert b"John" not in response.data
