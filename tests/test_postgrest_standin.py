@@ -10,7 +10,6 @@ import pytest
 from respx.models import AllMockedAssertionError
 
 from tests.database import Seeder
-from tests.db_fixtures import *  # noqa: F403
 from tests.postgrest_standin import PostgrestStandIn, content_range, mounted, range_status
 from tests.scenarios import BARE_BATCH, MAIN_BATCH, USER_A, seed
 

@@ -20,7 +20,6 @@ from werkzeug.test import TestResponse
 from calls_batch_get.store.postgres import APPLICATION_NAME
 from tests.conftest import SERVICE_KEY, AppFactory
 from tests.database import Seeder
-from tests.db_fixtures import *  # noqa: F403
 from tests.postgrest_standin import PostgrestStandIn, mounted
 from tests.scenarios import (
     BIG_BATCH,
