@@ -34,10 +34,10 @@ _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 _UNSIGNED = re.compile(r"[0-9]{1,18}")
 _ORDER_DIRECTIONS = {"asc": sql.SQL("asc"), "desc": sql.SQL("desc")}
 _ORDER_NULLS = {"nullsfirst": sql.SQL("nulls first"), "nullslast": sql.SQL("nulls last")}
-# PostgREST's own mapping of SQLSTATE classes to HTTP statuses for what these reads can raise
-# (docs/references/errors.rst, "HTTP Status Codes"): data exceptions and undefined objects are
-# the client's fault.
-_CLIENT_ERROR_CLASSES = ("22", "42")
+# PostgREST answers 400 for data exceptions (22*, e.g. 22P02 for a malformed uuid) and for an
+# undefined column (42703); docs/references/errors.rst, "HTTP Status Codes". Only these can come
+# from a read whose table and columns were checked first; anything else is a 500 here.
+_CLIENT_ERROR_STATES = ("22", "42703")
 
 
 class Refused(Exception):
@@ -357,7 +357,7 @@ def _run(conn: psycopg.Connection[Any], read: Read, types: Mapping[str, str]) ->
 
 def _postgres_refusal(error: psycopg.Error) -> Refused:
     sqlstate = error.sqlstate or "XX000"
-    status = 400 if sqlstate.startswith(_CLIENT_ERROR_CLASSES) else 500
+    status = 400 if sqlstate.startswith(_CLIENT_ERROR_STATES) else 500
     diag = error.diag
     return Refused(
         status, sqlstate, diag.message_primary or str(error), diag.message_detail, diag.message_hint
