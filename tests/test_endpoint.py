@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -346,18 +346,23 @@ def test_cors_allow_list_echoes_the_origin_on_errors_too(make_app: AppFactory) -
 
 # --- one structured log line per request -------------------------------------------------------
 
+LogLines = Callable[[], list[dict[str, Any]]]
+
+
+@pytest.fixture
+def log_lines(capsys: pytest.CaptureFixture[str]) -> LogLines:
+    """The JSON lines written to stdout since the test began."""
+    capsys.readouterr()
+    return lambda: [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
 
 def test_one_json_log_line_per_request_without_secrets(
-    client: FlaskClient,
-    auth: dict[str, str],
-    rest: respx.MockRouter,
-    capsys: pytest.CaptureFixture[str],
+    client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter, log_lines: LogLines
 ) -> None:
     serve(rest)
-    capsys.readouterr()
     get(client, **auth, **{"X-Request-Id": "trace-me"})
     get(client)
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    lines = log_lines()
     assert len(lines) == 2
     ok, denied = lines
     assert ok["severity"] == "INFO"
@@ -375,16 +380,12 @@ def test_one_json_log_line_per_request_without_secrets(
 
 
 def test_log_line_of_a_500_names_the_cause_type_not_its_text(
-    client: FlaskClient,
-    auth: dict[str, str],
-    rest: respx.MockRouter,
-    capsys: pytest.CaptureFixture[str],
+    client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter, log_lines: LogLines
 ) -> None:
     serve(rest)
     rest.get("/campaign_contacts").mock(side_effect=httpx.ReadTimeout("read timed out"))
-    capsys.readouterr()
     get(client, **auth)
-    (line,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    (line,) = log_lines()
     assert line["severity"] == "ERROR"
     assert line["status"] == 500
     assert line["error"] == "Failed to fetch contacts"
