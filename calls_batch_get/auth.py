@@ -6,7 +6,14 @@ from dataclasses import dataclass
 from uuid import UUID
 
 import jwt
-from jwt import PyJWK, PyJWKClient, PyJWKClientConnectionError, PyJWKClientError, PyJWKSetError
+from jwt import (
+    PyJWK,
+    PyJWKClient,
+    PyJWKClientConnectionError,
+    PyJWKClientError,
+    PyJWKSet,
+    PyJWKSetError,
+)
 from jwt.exceptions import InvalidSubjectError
 
 from calls_batch_get.errors import ApiError
@@ -68,6 +75,23 @@ def _describe(error: jwt.InvalidTokenError) -> str:
     return "Token is invalid"
 
 
+class _KeySetClient(PyJWKClient):
+    """PyJWKClient that keeps using the last key set it read while the endpoint is unreachable:
+    an Auth outage past the cache's lifespan must not turn every valid token into a 500."""
+
+    _last_good: PyJWKSet | None = None
+
+    def get_jwk_set(self, refresh: bool = False) -> PyJWKSet:
+        try:
+            key_set = super().get_jwk_set(refresh)
+        except PyJWKClientConnectionError:
+            if self._last_good is None:
+                raise
+            return self._last_good
+        self._last_good = key_set
+        return key_set
+
+
 class TokenVerifier:
     """Verifies Supabase access tokens: asymmetric ones against the project's key set, legacy
     HS256 ones against SUPABASE_JWT_SECRET when (and only when) it is configured."""
@@ -75,7 +99,7 @@ class TokenVerifier:
     def __init__(self, settings: Settings) -> None:
         self._secret = settings.jwt_secret
         self._issuer = settings.jwt_issuer
-        self._jwks = PyJWKClient(
+        self._jwks = _KeySetClient(
             settings.jwks_url,
             cache_jwk_set=True,
             lifespan=JWKS_LIFESPAN_SECONDS,

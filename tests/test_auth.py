@@ -218,6 +218,22 @@ def test_unknown_kid_refetches_at_most_every_30_seconds(
     assert key_server.fetches == 2
 
 
+def test_last_key_set_is_kept_while_the_key_service_is_down(
+    verifier: TokenVerifier,
+    tokens: TokenFactory,
+    key_server: KeySetServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr("jwt.jwk_set_cache.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("jwt.jwks_client.time.monotonic", lambda: clock[0])
+    verifier.verify(tokens.es256(USER))
+    key_server.stop()
+    clock[0] += 3600  # long past the cache's lifespan: the set must be fetched again, and can't
+    assert verifier.verify(tokens.es256(USER)).user_id == USER
+    assert verifier.verify(tokens.rs256(USER)).user_id == USER
+
+
 def test_key_service_unreachable_is_a_500_not_a_401(
     env: dict[str, str], tokens: TokenFactory
 ) -> None:
