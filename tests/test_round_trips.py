@@ -1,0 +1,336 @@
+"""One PostgresStore.read() is one network round trip on a warm connection, seen on the wire.
+
+A small TCP proxy on loopback sits between the store and the server and notes, for each proxied
+connection, which way every chunk of bytes went. A "flight" is a run of client-to-server bytes
+that starts after server-to-client bytes (or at the start of the measured read): a client that
+waits for an answer before it sends more needs one flight per wait, however the kernel chops the
+bytes up. Counting direction changes rather than time keeps the test free of timing guesses: the
+server holds its replies until the client's Sync (the extended protocol flushes on Sync), so a
+single pipeline is one flight out and one run of answers back.
+
+One wrinkle, from psycopg itself: leaving a pipeline it sends Sync and then, without waiting, a
+Flush message that the server does not answer. Whether that Flush reaches the proxy before or
+after the server's answer is a race (client and proxy even share the GIL), so a raw count of
+flights reads 1 or 2 for the same read. The client never waits on that Flush, so it is no round
+trip: the test counts the flights the server answers, and checks that an unanswered tail holds
+nothing but Flush messages.
+"""
+
+from __future__ import annotations
+
+import selectors
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+from uuid import UUID, uuid4
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from calls_batch_get.models import ContactStatus
+from calls_batch_get.params import BatchQuery
+from calls_batch_get.store import BatchRead
+from calls_batch_get.store.postgres import PostgresStore
+from tests.database import Seeder
+
+Direction = Literal["to_server", "to_client"]
+# A unix socket's path, or a TCP host and port.
+Address = str | tuple[str, int]
+# Every blocking step of the proxy (connect, send, stop) gives up after this long, so that a
+# broken test fails instead of hanging the run.
+SOCKET_TIMEOUT_SECONDS = 5.0
+CHUNK = 65536
+# The frontend's Flush message: type 'H', length 4, no body.
+FLUSH = b"H\x00\x00\x00\x04"
+
+
+@dataclass
+class _Link:
+    """One client connection and the server connection the proxy opened for it."""
+
+    index: int
+    client: socket.socket
+    server: socket.socket
+
+
+class WireProxy:
+    """A loopback TCP proxy, on a thread of its own, that records the direction of the traffic.
+
+    ``runs()`` gives, per proxied connection, the directions of the traffic since ``mark()``
+    with repeats collapsed: ``["to_server", "to_client"]`` is one round trip.
+    """
+
+    upstream_is_unix: bool
+
+    def __init__(self, upstream_family: socket.AddressFamily, upstream_address: Address) -> None:
+        self._upstream_family = upstream_family
+        self._upstream_address = upstream_address
+        # PostgreSQL encrypts nothing on a unix socket (it refuses SSL and GSS requests there),
+        # so the bytes the proxy sees are then the protocol's messages in the clear.
+        self.upstream_is_unix = upstream_family == socket.AF_UNIX
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._selector = selectors.DefaultSelector()
+        # Writing a byte here wakes the thread out of select() to stop it, without polling.
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._links: list[_Link] = []
+        self._lock = threading.Lock()
+        self._runs: dict[int, list[tuple[Direction, bytearray]]] = {}
+        self._thread = threading.Thread(target=self._serve, name="wire-proxy", daemon=True)
+
+    @property
+    def accepted(self) -> int:
+        """How many client connections the proxy has taken so far."""
+        with self._lock:
+            return len(self._links)
+
+    def start(self) -> WireProxy:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._wake_writer.send(b"x")
+        self._thread.join(SOCKET_TIMEOUT_SECONDS)
+        assert not self._thread.is_alive(), "the proxy thread did not stop"
+        for link in self._links:
+            link.client.close()
+            link.server.close()
+        for sock in (self._listener, self._wake_reader, self._wake_writer):
+            sock.close()
+        self._selector.close()
+
+    def mark(self) -> None:
+        """Starts a new measurement: forgets the traffic seen so far."""
+        with self._lock:
+            self._runs.clear()
+
+    def runs(self) -> dict[int, list[Direction]]:
+        with self._lock:
+            return {i: [d for d, _ in runs] for i, runs in self._runs.items()}
+
+    def flights(self) -> dict[int, int]:
+        """Per connection, how many times the client started sending since ``mark()``."""
+        return {i: runs.count("to_server") for i, runs in self.runs().items()}
+
+    def round_trips(self) -> dict[int, int]:
+        """Per connection, the flights since ``mark()`` that the server answered."""
+        return {i: sum(1 for d in runs[:-1] if d == "to_server") for i, runs in self.runs().items()}
+
+    def unanswered(self) -> dict[int, bytes]:
+        """Per connection, the bytes of a last flight that no answer followed (else b"")."""
+        with self._lock:
+            return {
+                i: bytes(runs[-1][1]) if runs and runs[-1][0] == "to_server" else b""
+                for i, runs in self._runs.items()
+            }
+
+    def _serve(self) -> None:
+        self._selector.register(self._listener, selectors.EVENT_READ)
+        self._selector.register(self._wake_reader, selectors.EVENT_READ)
+        while True:
+            # The timeout only bounds each wait; stopping is signalled through the wake socket.
+            for key, _ in self._selector.select(timeout=1.0):
+                if key.fileobj is self._wake_reader:
+                    return
+                if key.fileobj is self._listener:
+                    self._accept()
+                else:
+                    link, direction = key.data
+                    self._relay(link, direction)
+
+    def _accept(self) -> None:
+        client, _ = self._listener.accept()
+        server = socket.socket(self._upstream_family, socket.SOCK_STREAM)
+        for sock in (client, server):
+            sock.settimeout(SOCKET_TIMEOUT_SECONDS)
+        try:
+            server.connect(self._upstream_address)
+        except OSError:
+            client.close()
+            server.close()
+            return
+        with self._lock:
+            link = _Link(len(self._links), client, server)
+            self._links.append(link)
+        self._selector.register(client, selectors.EVENT_READ, (link, "to_server"))
+        self._selector.register(server, selectors.EVENT_READ, (link, "to_client"))
+
+    def _relay(self, link: _Link, direction: Direction) -> None:
+        source, target = (
+            (link.client, link.server) if direction == "to_server" else (link.server, link.client)
+        )
+        try:
+            chunk = source.recv(CHUNK)
+            if chunk:
+                # Noted before it is passed on: once the client has its answer, the log
+                # already holds every byte of the exchange, so the test needs no waiting.
+                self._note(link.index, direction, chunk)
+                target.sendall(chunk)
+                return
+        except OSError:
+            pass
+        # One side closed (or failed): so does the other, as it would without the proxy.
+        for sock in (link.client, link.server):
+            self._selector.unregister(sock)
+            sock.close()
+
+    def _note(self, index: int, direction: Direction, chunk: bytes) -> None:
+        with self._lock:
+            runs = self._runs.setdefault(index, [])
+            if not runs or runs[-1][0] != direction:
+                runs.append((direction, bytearray()))
+            runs[-1][1].extend(chunk)
+
+
+def upstream_of(database_url: str) -> tuple[socket.AddressFamily, Address]:
+    """Where the proxy should connect: the server's unix socket, or its TCP address.
+
+    Asked of a live connection: libpq has then resolved the defaults (socket directory, port,
+    environment, several hosts) exactly as the store's own connections do.
+    """
+    with psycopg.connect(database_url) as conn:
+        host, port = conn.info.host, conn.info.port
+    if host.startswith("/"):
+        return socket.AF_UNIX, f"{host}/.s.PGSQL.{port}"
+    return socket.AF_INET6 if ":" in host else socket.AF_INET, (host, port)
+
+
+def proxied_url(database_url: str, port: int) -> str:
+    """The same connection settings (database, user, password, ssl) with the proxy as host."""
+    params = conninfo_to_dict(database_url)
+    params.pop("hostaddr", None)
+    params.update(host="127.0.0.1", port=str(port))
+    return make_conninfo("", **params)
+
+
+@pytest.fixture
+def proxy(database_url: str) -> Iterator[WireProxy]:
+    family, address = upstream_of(database_url)
+    wire = WireProxy(family, address).start()
+    yield wire
+    wire.stop()
+
+
+@pytest.fixture
+def proxied_store(database_url: str, proxy: WireProxy) -> Iterator[PostgresStore]:
+    # Torn down before the proxy (it was made after it), so connections close cleanly first.
+    store = PostgresStore(proxied_url(database_url, proxy.port), 5.0)
+    yield store
+    store.close()
+
+
+def assert_only_flushes_went_unanswered(proxy: WireProxy) -> None:
+    """What the round-trip count leaves out is psycopg's Flush after Sync, and nothing else."""
+    if not proxy.upstream_is_unix:
+        return  # the bytes may be TLS records, which cannot be read here
+    for tail in proxy.unanswered().values():
+        assert tail == FLUSH * (len(tail) // len(FLUSH)), tail
+
+
+def test_the_proxy_counts_one_flight_per_wait_for_the_server(
+    db: Seeder, database_url: str, proxy: WireProxy
+) -> None:
+    # The instrument itself: two statements sent one after the other are two flights, the
+    # same two in one pipeline are one. Without this the main test could pass by counting
+    # nothing.
+    with psycopg.connect(proxied_url(database_url, proxy.port), autocommit=True) as conn:
+        conn.execute("select 1")  # warm: the connection start-up is not measured
+        proxy.mark()
+        conn.execute("select 1")
+        conn.execute("select 2")
+        # Outside a pipeline psycopg sends nothing unanswered: the raw count is exact.
+        assert proxy.runs() == {0: ["to_server", "to_client"] * 2}
+        assert proxy.flights() == proxy.round_trips() == {0: 2}
+
+        proxy.mark()
+        with conn.pipeline():
+            conn.execute("select 1")
+            conn.execute("select 2")
+        assert proxy.round_trips() == {0: 1}, proxy.runs()
+        assert_only_flushes_went_unanswered(proxy)
+
+
+@dataclass(frozen=True)
+class Seeded:
+    user_id: UUID
+    no_agency_user_id: UUID
+    batch_id: UUID
+    their_batch_id: UUID
+
+
+@pytest.fixture
+def seeded(db: Seeder) -> Seeded:
+    agency_id, user_id = db.agency_with_user()
+    batch_id = db.batch(agency_id)
+    db.contacts(batch_id, 3, status="failed")
+    db.contacts(batch_id, 4, status="completed")
+    their_batch_id = db.batch(db.agency("Theirs"))
+    return Seeded(user_id, db.user(None), batch_id, their_batch_id)
+
+
+# Each case: the read to measure, and a check that it took the path it is named after (so that
+# a case cannot quietly become another one).
+Case = Callable[[Seeded], tuple[UUID, BatchQuery, Callable[[BatchRead], bool]]]
+CASES: dict[str, Case] = {
+    "batch": lambda s: (
+        s.user_id,
+        BatchQuery(batch_id=s.batch_id),
+        lambda r: r.batch is not None and r.page.total == 7,
+    ),
+    "contact_status filter": lambda s: (
+        s.user_id,
+        BatchQuery(batch_id=s.batch_id, contact_status=ContactStatus.FAILED),
+        lambda r: r.batch is not None and r.page.total == 3 and len(r.page.contacts) == 3,
+    ),
+    "page": lambda s: (
+        s.user_id,
+        BatchQuery(batch_id=s.batch_id, limit=2, offset=4),
+        lambda r: r.page.total == 7 and len(r.page.contacts) == 2,
+    ),
+    "403 user without agency": lambda s: (
+        s.no_agency_user_id,
+        BatchQuery(batch_id=s.batch_id),
+        lambda r: r.agency_id is None,
+    ),
+    "403 unknown user": lambda s: (
+        uuid4(),
+        BatchQuery(batch_id=s.batch_id, contact_status=ContactStatus.FAILED),
+        lambda r: r.agency_id is None,
+    ),
+    "404 another agency's batch": lambda s: (
+        s.user_id,
+        BatchQuery(batch_id=s.their_batch_id),
+        lambda r: r.agency_id is not None and r.batch is None,
+    ),
+    "404 missing batch": lambda s: (
+        s.user_id,
+        BatchQuery(batch_id=uuid4(), contact_status=ContactStatus.COMPLETED),
+        lambda r: r.agency_id is not None and r.batch is None,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_read_on_a_warm_connection_is_one_round_trip(
+    seeded: Seeded, proxied_store: PostgresStore, proxy: WireProxy, case: str
+) -> None:
+    user_id, batch_query, took_its_path = CASES[case](seeded)
+    # Warmed with a different read, so that nothing this statement might do once per
+    # connection (a type lookup, say) hides in the warm-up.
+    proxied_store.read(seeded.user_id, BatchQuery(batch_id=uuid4()))
+    assert proxy.accepted == 1
+
+    for _ in range(2):  # the second read shows the first left nothing behind to pay for later
+        proxy.mark()
+        read = proxied_store.read(user_id, batch_query)
+
+        assert took_its_path(read)
+        assert proxy.round_trips() == {0: 1}, proxy.runs()
+        # One flight out, then the answers, then at most psycopg's unanswered Flush.
+        assert proxy.runs()[0][:2] == ["to_server", "to_client"]
+        assert_only_flushes_went_unanswered(proxy)
+    # The pooled connection carried every read: no new connection, no start-up traffic.
+    assert proxy.accepted == 1
