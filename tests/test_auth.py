@@ -195,14 +195,27 @@ def test_key_set_is_fetched_once_per_instance(
     assert key_server.fetches == 1
 
 
+class Clock:
+    """The monotonic clock PyJWT's key-set cache and refetch cool-down read, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr("jwt.jwk_set_cache.time.monotonic", lambda: clock.now)
+    monkeypatch.setattr("jwt.jwks_client.time.monotonic", lambda: clock.now)
+    return clock
+
+
 def test_unknown_kid_refetches_at_most_every_30_seconds(
-    verifier: TokenVerifier,
-    tokens: TokenFactory,
-    key_server: KeySetServer,
-    monkeypatch: pytest.MonkeyPatch,
+    verifier: TokenVerifier, tokens: TokenFactory, key_server: KeySetServer, clock: Clock
 ) -> None:
-    clock = [1000.0]
-    monkeypatch.setattr("jwt.jwks_client.time.monotonic", lambda: clock[0])
     verifier.verify(tokens.es256(USER))
     assert key_server.fetches == 1
 
@@ -213,23 +226,17 @@ def test_unknown_kid_refetches_at_most_every_30_seconds(
     assert key_server.fetches == 1  # inside the cool-down: garbage kids cannot hammer Auth
 
     key_server.keys.append(rotated.public_jwk())
-    clock[0] += 31
+    clock.advance(31)
     assert verifier.verify(token).user_id == USER  # the rotated key is picked up
     assert key_server.fetches == 2
 
 
 def test_last_key_set_is_kept_while_the_key_service_is_down(
-    verifier: TokenVerifier,
-    tokens: TokenFactory,
-    key_server: KeySetServer,
-    monkeypatch: pytest.MonkeyPatch,
+    verifier: TokenVerifier, tokens: TokenFactory, key_server: KeySetServer, clock: Clock
 ) -> None:
-    clock = [1000.0]
-    monkeypatch.setattr("jwt.jwk_set_cache.time.monotonic", lambda: clock[0])
-    monkeypatch.setattr("jwt.jwks_client.time.monotonic", lambda: clock[0])
     verifier.verify(tokens.es256(USER))
     key_server.stop()
-    clock[0] += 3600  # long past the cache's lifespan: the set must be fetched again, and can't
+    clock.advance(3600)  # long past the cache's lifespan: the set must be fetched again, and can't
     assert verifier.verify(tokens.es256(USER)).user_id == USER
     assert verifier.verify(tokens.rs256(USER)).user_id == USER
 
