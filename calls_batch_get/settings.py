@@ -30,10 +30,6 @@ class Settings(BaseModel):
     db_timeout_seconds: float
     log_level: str
 
-    @property
-    def cors_allow_any_origin(self) -> bool:
-        return self.cors_allow_origins == ("*",)
-
 
 def _optional(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name, "").strip()

@@ -414,7 +414,7 @@ def test_one_read_leaves_no_state_on_its_connection(db: Seeder, pg_store: Postgr
 
     # Through a transaction pooler the next client gets this server connection: neither the
     # timeout nor a transaction may remain on it. (The pool holds just the one connection.)
-    with pg_store._get_pool().connection() as conn:
+    with pg_store._pool.connection() as conn:
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
         row = conn.execute("select current_setting('statement_timeout') as value").fetchone()
         assert row == {"value": "0"}

@@ -8,7 +8,6 @@ transaction and travels in the same pipeline as the query.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
@@ -16,7 +15,7 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 from psycopg.rows import DictRow, dict_row
-from psycopg_pool import ConnectionPool, PoolClosed
+from psycopg_pool import ConnectionPool
 from pydantic import ValidationError
 
 from calls_batch_get.models import BATCH_COLUMNS, CONTACT_COLUMNS, Batch, Contact
@@ -116,7 +115,7 @@ def _to_read(row: DictRow) -> BatchRead:
 
 
 class PostgresStore:
-    """A Store over a direct PostgreSQL connection; the pool is opened on the first read."""
+    """A Store over a direct PostgreSQL connection pool, one per instance."""
 
     def __init__(
         self,
@@ -125,12 +124,11 @@ class PostgresStore:
         *,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
-        self._database_url = database_url
         self._timeout_seconds = timeout_seconds
-        self._max_connections = max_connections
-        self._pool: ConnectionPool[psycopg.Connection[DictRow]] | None = None
-        self._closed = False
-        self._lock = threading.Lock()
+        self._timeout_ms = str(math.ceil(timeout_seconds * 1000))
+        # The instance builds its store on the first request (instance.Lazy), so the pool is
+        # created on first use; with min_size=0 it connects only when a read needs a connection.
+        self._pool = _open_pool(database_url, timeout_seconds, max_connections)
 
     def read(self, user_id: UUID, query: BatchQuery) -> BatchRead:
         statement = _STATEMENTS[query.contact_status is not None]
@@ -142,12 +140,8 @@ class PostgresStore:
             raise StoreError(FETCH_FAILED) from exc
 
     def close(self) -> None:
-        """Closes the pool; later reads fail instead of opening a new one behind the caller."""
-        with self._lock:
-            self._closed = True
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.close()
+        """Closes the pool; later reads fail (PoolClosed) instead of reconnecting."""
+        self._pool.close()
 
     def _fetch(self, statement: sql.Composed, params: dict[str, Any]) -> DictRow:
         try:
@@ -159,16 +153,14 @@ class PostgresStore:
             return self._fetch_once(statement, params)
 
     def _fetch_once(self, statement: sql.Composed, params: dict[str, Any]) -> DictRow:
-        pool = self._get_pool()
-        timeout_ms = str(math.ceil(self._timeout_seconds * 1000))
-        with pool.connection(timeout=self._timeout_seconds) as conn:
+        with self._pool.connection(timeout=self._timeout_seconds) as conn:
             try:
                 # BEGIN, the timeout, the query and COMMIT leave in one flight, answered by one
                 # Sync. The connection is in autocommit mode so that psycopg's own BEGIN does not
                 # take a round trip of its own.
                 with conn.pipeline():
                     conn.execute("begin")
-                    conn.execute(_SET_TIMEOUT, (timeout_ms,))
+                    conn.execute(_SET_TIMEOUT, (self._timeout_ms,))
                     cursor = conn.execute(statement, params)
                     conn.execute("commit")
                 row = cursor.fetchone()
@@ -180,41 +172,33 @@ class PostgresStore:
             raise psycopg.InterfaceError("the read statement returned no row")
         return row
 
-    def _get_pool(self) -> ConnectionPool[psycopg.Connection[DictRow]]:
-        pool = self._pool
-        if pool is not None:
-            return pool
-        with self._lock:
-            if self._closed:
-                raise PoolClosed("the store is closed")
-            if self._pool is None:
-                self._pool = self._open_pool()
-            return self._pool
 
-    def _open_pool(self) -> ConnectionPool[psycopg.Connection[DictRow]]:
-        connection_kwargs: dict[str, Any] = {
-            # The transaction pooler hands each transaction to any server connection: a
-            # statement prepared on one would be missing on the next.
-            "prepare_threshold": None,
-            "autocommit": True,
-            "row_factory": dict_row,
-            # libpq counts whole seconds (and at least 2).
-            "connect_timeout": max(2, math.ceil(self._timeout_seconds)),
-            "application_name": APPLICATION_NAME,
-        }
-        return ConnectionPool(
-            self._database_url,
-            connection_class=psycopg.Connection[DictRow],
-            kwargs=connection_kwargs,
-            min_size=0,
-            max_size=self._max_connections,
-            # A request waits for a connection no longer than it would wait for the database.
-            timeout=self._timeout_seconds,
-            max_idle=MAX_IDLE_SECONDS,
-            name=APPLICATION_NAME,
-            # Not waiting: an unreachable database must fail a request, not the instance start.
-            open=True,
-        )
+def _open_pool(
+    database_url: str, timeout_seconds: float, max_connections: int
+) -> ConnectionPool[psycopg.Connection[DictRow]]:
+    connection_kwargs: dict[str, Any] = {
+        # The transaction pooler hands each transaction to any server connection: a
+        # statement prepared on one would be missing on the next.
+        "prepare_threshold": None,
+        "autocommit": True,
+        "row_factory": dict_row,
+        # libpq counts whole seconds (and at least 2).
+        "connect_timeout": max(2, math.ceil(timeout_seconds)),
+        "application_name": APPLICATION_NAME,
+    }
+    return ConnectionPool(
+        database_url,
+        connection_class=psycopg.Connection[DictRow],
+        kwargs=connection_kwargs,
+        min_size=0,
+        max_size=max_connections,
+        # A request waits for a connection no longer than it would wait for the database.
+        timeout=timeout_seconds,
+        max_idle=MAX_IDLE_SECONDS,
+        name=APPLICATION_NAME,
+        # Not waiting: an unreachable database must fail a request, not the instance start.
+        open=True,
+    )
 
 
 class _ConnectionDropped(psycopg.OperationalError):
