@@ -9,7 +9,9 @@ from uuid import UUID
 
 from flask import Request, Response
 
+from calls_batch_get import cursor
 from calls_batch_get.auth import TokenVerifier, bearer_token
+from calls_batch_get.cursor import Position
 from calls_batch_get.errors import ApiError
 from calls_batch_get.http import (
     Cors,
@@ -103,15 +105,22 @@ class Handler:
 
 def _detail(read: BatchRead, query: BatchQuery) -> BatchDetail:
     assert read.batch is not None
-    contacts = read.page.contacts
+    page = read.page
+    next_cursor = None
+    if page.has_more and page.contacts:
+        last = page.contacts[-1]
+        next_cursor = cursor.encode(
+            query.batch_id, query.contact_status, Position(last.created_at, last.id)
+        )
     return BatchDetail(
         batch=read.batch,
-        contacts=contacts,
+        contacts=page.contacts,
         contact_pagination=ContactPagination(
-            total=read.page.total,
+            total=page.total,
             limit=query.limit,
-            offset=query.offset,
-            has_more=query.offset + len(contacts) < read.page.total,
+            offset=None if query.after is not None else query.offset,
+            next_cursor=next_cursor,
+            has_more=page.has_more,
         ),
     )
 

@@ -23,13 +23,13 @@ def _to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def _rfc3339(value: datetime) -> str:
+def rfc3339(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
 # Both stores hand over timestamps in whatever offset their driver chose; the API speaks UTC "Z".
 UtcDatetime = Annotated[
-    AwareDatetime, AfterValidator(_to_utc), PlainSerializer(_rfc3339, return_type=str)
+    AwareDatetime, AfterValidator(_to_utc), PlainSerializer(rfc3339, return_type=str)
 ]
 
 
@@ -60,6 +60,17 @@ class Batch(_Row):
     scheduled_for: UtcDatetime | None
     created_at: UtcDatetime
     started_at: UtcDatetime | None
+
+    def contacts_with(self, status: ContactStatus | None) -> int:
+        """How many of the batch's contacts match a status filter, from its counters."""
+        if status is None:
+            return self.total_contacts
+        if status is ContactStatus.PENDING:
+            # The view has no pending column: pending is whatever the others are not.
+            done = self.completed + self.failed + self.skipped
+            return self.total_contacts - self.queued - self.in_progress - done
+        count: int = getattr(self, status.value)
+        return count
 
 
 class Contact(_Row):
@@ -92,7 +103,10 @@ CONTACT_COLUMNS: tuple[str, ...] = tuple(Contact.model_fields)
 class ContactPagination(BaseModel):
     total: int
     limit: int
-    offset: int
+    # None when the page was asked for by contact_cursor.
+    offset: int | None
+    # Where the next page starts (contact_cursor); None on the last page.
+    next_cursor: str | None
     has_more: bool
 
 

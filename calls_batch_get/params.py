@@ -10,6 +10,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict
 from werkzeug.datastructures import MultiDict
 
+from calls_batch_get.cursor import CursorError, Position, decode
 from calls_batch_get.errors import ApiError
 from calls_batch_get.models import ContactStatus
 
@@ -38,6 +39,8 @@ class BatchQuery(BaseModel):
     contact_status: ContactStatus | None = None
     limit: int = DEFAULT_LIMIT
     offset: int = 0
+    # Set by contact_cursor: the page starts after this contact (and offset is not used).
+    after: Position | None = None
 
 
 def _single(args: MultiDict[str, str], name: str) -> str | None:
@@ -92,13 +95,29 @@ def _optional(
     return default if raw is None else parse(raw)
 
 
+def _cursor(
+    raw: str | None, batch_id: UUID, status: ContactStatus | None, offset_given: bool
+) -> Position | None:
+    if raw is None:
+        return None
+    if offset_given:
+        raise ParamError("contact_cursor cannot be combined with contact_offset")
+    try:
+        return decode(raw, batch_id, status)
+    except CursorError as error:
+        raise ParamError(str(error)) from None
+
+
 def parse_query(args: MultiDict[str, str]) -> BatchQuery:
     """Checks the parameters in the documented order; unknown parameters are ignored."""
     batch_id = _batch_id(_single(args, "batch_id"))
     status: ContactStatus | None = _optional(args, "contact_status", _contact_status, None)
+    limit = _optional(args, "contact_limit", _limit, DEFAULT_LIMIT)
+    raw_offset = _single(args, "contact_offset")
     return BatchQuery(
         batch_id=batch_id,
         contact_status=status,
-        limit=_optional(args, "contact_limit", _limit, DEFAULT_LIMIT),
-        offset=_optional(args, "contact_offset", _offset, 0),
+        limit=limit,
+        offset=0 if raw_offset is None else _offset(raw_offset),
+        after=_cursor(_single(args, "contact_cursor"), batch_id, status, raw_offset is not None),
     )

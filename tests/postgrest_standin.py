@@ -34,6 +34,8 @@ _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 _UNSIGNED = re.compile(r"[0-9]{1,18}")
 _ORDER_DIRECTIONS = {"asc": sql.SQL("asc"), "desc": sql.SQL("desc")}
 _ORDER_NULLS = {"nullsfirst": sql.SQL("nulls first"), "nullslast": sql.SQL("nulls last")}
+# The filter operators the stand-in answers, as PostgREST translates them.
+_OPERATORS = {"eq": sql.SQL("="), "gt": sql.SQL(">"), "gte": sql.SQL(">=")}
 # PostgREST answers 400 for data exceptions (22*, e.g. 22P02 for a malformed uuid) and for an
 # undefined column (42703); docs/references/errors.rst, "HTTP Status Codes". Only these can come
 # from a read whose table and columns were checked first; anything else is a 500 here.
@@ -84,7 +86,7 @@ class Read:
 
     table: str
     columns: tuple[str, ...]
-    filters: tuple[tuple[str, str], ...]
+    filters: tuple[tuple[str, str, str], ...]
     order: tuple[sql.Composable, ...]
     limit: int | None
     offset: int
@@ -268,16 +270,16 @@ def _parse_unsigned(name: str, raw: str | None) -> int | None:
 
 def _parse_filters(
     table: str, columns: Mapping[str, str], raw: list[tuple[str, str]]
-) -> tuple[tuple[str, str], ...]:
+) -> tuple[tuple[str, str, str], ...]:
     filters = []
     for key, value in raw:
         operator, dot, operand = value.partition(".")
         if "." in key or key in ("and", "or", "not"):
             raise not_understood(f"parameter {key!r}")
         column = _column(table, columns, key)
-        if operator != "eq" or not dot:
-            raise not_understood(f"filter {key}={value!r} (only eq.<value>)")
-        filters.append((column, operand))
+        if operator not in _OPERATORS or not dot:
+            raise not_understood(f"filter {key}={value!r} (only {', '.join(_OPERATORS)})")
+        filters.append((column, operator, operand))
     return tuple(filters)
 
 
@@ -300,11 +302,14 @@ def _statement(read: Read, types: Mapping[str, str]) -> tuple[sql.Composed, dict
     aggregated from it, the total counted over the same filters without the slice."""
     params: dict[str, Any] = {"limit": read.limit, "offset": read.offset}
     conditions: list[sql.Composable] = []
-    for n, (column, value) in enumerate(read.filters):
+    for n, (column, operator, value) in enumerate(read.filters):
         # The operand typed as the column, so PostgreSQL itself rejects a malformed one (22P02).
         conditions.append(
-            sql.SQL("{} = cast({} as {})").format(
-                sql.Identifier(column), sql.Placeholder(f"f{n}"), sql.SQL(types[column])
+            sql.SQL("{} {} cast({} as {})").format(
+                sql.Identifier(column),
+                _OPERATORS[operator],
+                sql.Placeholder(f"f{n}"),
+                sql.SQL(types[column]),
             )
         )
         params[f"f{n}"] = value

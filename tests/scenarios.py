@@ -16,6 +16,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from uuid import UUID
 
+from calls_batch_get import cursor
+from calls_batch_get.models import ContactStatus
 from tests import spec_example as spec
 from tests.database import Conn, insert
 
@@ -126,19 +128,19 @@ SPEC_BATCH = BatchSeed(
 
 # --- the batch of edge cases: ties, every status, nulls, unicode, nested JSON -----------------
 
-_TIE = T0 + timedelta(seconds=1, microseconds=123456)
+TIE = T0 + timedelta(seconds=1, microseconds=123456)
 
 
 def _main_contacts() -> tuple[dict[str, Any], ...]:
     # (n, created_at, status): n is the id's last digits, so inside each tie the insertion order
     # (this list's) is the reverse of the id order the API must return.
     plan = [
-        (16, _TIE, "pending"),
-        (9, _TIE, "queued"),
-        (3, _TIE, "completed"),
+        (16, TIE, "pending"),
+        (9, TIE, "queued"),
+        (3, TIE, "completed"),
         (12, T0, "in_progress"),
         (1, T0, "pending"),
-        (7, _TIE + timedelta(microseconds=1), "failed"),
+        (7, TIE + timedelta(microseconds=1), "failed"),
         (15, T0 + timedelta(hours=1), "queued"),
         (14, T0 + timedelta(hours=1), "queued"),
         (13, T0 + timedelta(hours=1), "skipped"),
@@ -383,19 +385,39 @@ def ordered(batch: BatchSeed, status: str | None = None) -> list[dict[str, Any]]
     return sorted(rows, key=lambda c: (c["created_at"], c["id"]))
 
 
+def next_cursor(batch: BatchSeed, status: str | None, last: Mapping[str, Any]) -> str:
+    """The cursor the API hands out after ``last``: opaque, so made by its own encoder; that it
+    leads to the right page is what the cursor walks test."""
+    return cursor.encode(
+        batch.id,
+        None if status is None else ContactStatus(status),
+        cursor.Position(created_at=last["created_at"], id=last["id"]),
+    )
+
+
 def expected_page(
-    batch: BatchSeed, *, status: str | None = None, limit: int = 50, offset: int = 0
+    batch: BatchSeed,
+    *,
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    after: int | None = None,
 ) -> dict[str, Any]:
+    """The page at ``offset``, or (``after``) the page after the ``after``-th matching contact,
+    as a cursor made from that contact asks for it."""
     matching = ordered(batch, status)
-    page = matching[offset : offset + limit]
+    start = offset if after is None else after + 1
+    page = matching[start : start + limit]
+    has_more = start + len(page) < len(matching)
     return {
         "batch": expected_batch(batch),
         "contacts": [expected_contact(c) for c in page],
         "contact_pagination": {
             "total": len(matching),
             "limit": limit,
-            "offset": offset,
-            "has_more": offset + len(page) < len(matching),
+            "offset": offset if after is None else None,
+            "next_cursor": next_cursor(batch, status, page[-1]) if has_more else None,
+            "has_more": has_more,
         },
     }
 
@@ -486,7 +508,13 @@ SPEC_BODY: dict[str, Any] = {
             "created_at": "2025-01-15T10:30:00.000001Z",
         },
     ],
-    "contact_pagination": {"total": 2, "limit": 50, "offset": 0, "has_more": False},
+    "contact_pagination": {
+        "total": 2,
+        "limit": 50,
+        "offset": 0,
+        "next_cursor": None,
+        "has_more": False,
+    },
 }
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -649,6 +677,113 @@ SCENARIOS: tuple[Scenario, ...] = (
         )
     ),
 )
+
+
+def cursor_after(batch: BatchSeed, n: int, status: str | None = None) -> str:
+    """The cursor that follows the ``n``-th contact (in order) of the batch matching ``status``."""
+    return next_cursor(batch, status, ordered(batch, status)[n])
+
+
+def _tampered(raw: str) -> str:
+    middle = len(raw) // 2
+    return raw[:middle] + ("A" if raw[middle] != "A" else "B") + raw[middle + 1 :]
+
+
+# The first of the three contacts that share TIE, in order.
+_FIRST_TIE = next(n for n, c in enumerate(ordered(MAIN_BATCH)) if c["created_at"] == TIE)
+BAD_CURSOR = error("contact_cursor is not a valid cursor")
+FOREIGN_CURSOR = error("contact_cursor belongs to another batch or contact_status")
+
+CURSOR_SCENARIOS: tuple[Scenario, ...] = (
+    scenario(
+        "cursor-after-first-page",
+        MAIN_BATCH.id,
+        200,
+        _page(MAIN_BATCH, limit=PAGE, after=PAGE - 1),
+        contact_limit=str(PAGE),
+        contact_cursor=cursor_after(MAIN_BATCH, PAGE - 1),
+    ),
+    scenario(
+        "cursor-inside-a-tie",
+        MAIN_BATCH.id,
+        200,
+        _page(MAIN_BATCH, limit=2, after=_FIRST_TIE),
+        contact_limit="2",
+        contact_cursor=cursor_after(MAIN_BATCH, _FIRST_TIE),
+    ),
+    scenario(
+        "cursor-with-status",
+        MAIN_BATCH.id,
+        200,
+        _page(MAIN_BATCH, status="pending", limit=2, after=0),
+        contact_status="pending",
+        contact_limit="2",
+        contact_cursor=cursor_after(MAIN_BATCH, 0, "pending"),
+    ),
+    scenario(
+        "cursor-at-the-last-contact",
+        MAIN_BATCH.id,
+        200,
+        _page(MAIN_BATCH, after=MAIN_SIZE - 1),
+        contact_cursor=cursor_after(MAIN_BATCH, MAIN_SIZE - 1),
+    ),
+    scenario(
+        "cursor-limit-clamped",
+        BIG_BATCH.id,
+        200,
+        _page(BIG_BATCH, limit=200, after=10),
+        contact_limit="5000",
+        contact_cursor=cursor_after(BIG_BATCH, 10),
+    ),
+    scenario(
+        "cursor-of-another-batch",
+        BIG_BATCH.id,
+        400,
+        _fixed(FOREIGN_CURSOR),
+        contact_cursor=cursor_after(MAIN_BATCH, 0),
+    ),
+    scenario(
+        "cursor-of-another-status",
+        MAIN_BATCH.id,
+        400,
+        _fixed(FOREIGN_CURSOR),
+        contact_status="queued",
+        contact_cursor=cursor_after(MAIN_BATCH, 0, "pending"),
+    ),
+    scenario(
+        "cursor-of-no-status-with-a-status",
+        MAIN_BATCH.id,
+        400,
+        _fixed(FOREIGN_CURSOR),
+        contact_status="pending",
+        contact_cursor=cursor_after(MAIN_BATCH, 0),
+    ),
+    scenario(
+        "cursor-tampered",
+        MAIN_BATCH.id,
+        400,
+        _fixed(BAD_CURSOR),
+        contact_cursor=_tampered(cursor_after(MAIN_BATCH, 0)),
+    ),
+    scenario("cursor-garbage", MAIN_BATCH.id, 400, _fixed(BAD_CURSOR), contact_cursor="abc"),
+    scenario("cursor-empty", MAIN_BATCH.id, 400, _fixed(BAD_CURSOR), contact_cursor=""),
+    scenario(
+        "cursor-and-offset",
+        MAIN_BATCH.id,
+        400,
+        _fixed(error("contact_cursor cannot be combined with contact_offset")),
+        contact_offset="0",
+        contact_cursor=cursor_after(MAIN_BATCH, 0),
+    ),
+    scenario(
+        "cursor-of-another-agencys-batch",
+        OTHER_AGENCY_BATCH.id,
+        404,
+        _fixed(NOT_FOUND),
+        contact_cursor=next_cursor(OTHER_AGENCY_BATCH, None, ordered(OTHER_AGENCY_BATCH)[0]),
+    ),
+)
+SCENARIOS += CURSOR_SCENARIOS
 
 
 def by_name(name: str) -> Scenario:

@@ -7,7 +7,9 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pytest
@@ -15,6 +17,7 @@ import respx
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from calls_batch_get import cursor
 from tests.conftest import ROOT, AppFactory
 from tests.rows import AGENCY, BATCH, OTHER_AGENCY, USER, batch_row, contact_row
 from tests.tokens import KeySetServer, TokenFactory
@@ -36,20 +39,18 @@ def serve(
     users: list[dict[str, Any]] | None = None,
     batches: list[dict[str, Any]] | None = None,
     contacts: list[dict[str, Any]] | None = None,
-    total: int | None = None,
 ) -> dict[str, respx.Route]:
+    """PostgREST's answers; the batch's counters (the specification's: 1000 contacts) are the
+    page's total, and no count is asked for."""
     users = [{"agency_id": AGENCY}] if users is None else users
     batches = [batch_row()] if batches is None else batches
     contacts = [contact_row()] if contacts is None else contacts
-    total = len(contacts) if total is None else total
-    content_range = f"0-{len(contacts) - 1}/{total}" if contacts else f"*/{total}"
+    content_range = f"0-{len(contacts) - 1}/*" if contacts else "*/*"
     return {
         "users": rest.get("/users").respond(200, json=users),
         "batch": rest.get("/v_call_batch_summary").respond(200, json=batches),
         "contacts": rest.get("/campaign_contacts").respond(
-            206 if len(contacts) < total else 200,
-            json=contacts,
-            headers={"Content-Range": content_range},
+            200, json=contacts, headers={"Content-Range": content_range}
         ),
     }
 
@@ -91,8 +92,9 @@ def test_200_returns_batch_contacts_and_pagination_as_specified(
     client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter
 ) -> None:
     contact = contact_row(id="10000000-0000-4000-8000-000000000001")
-    serve(rest, contacts=[contact], total=1000)
-    response = get(client, **auth)
+    # One more row than the limit: the page has more after it.
+    routes = serve(rest, contacts=[contact, contact_row()])
+    response = get(client, f"batch_id={BATCH}&contact_limit=1", **auth)
     assert response.status_code == 200
     assert response.mimetype == "application/json"
     assert_common_headers(response)
@@ -107,8 +109,19 @@ def test_200_returns_batch_contacts_and_pagination_as_specified(
                 created_at="2025-01-15T10:30:00Z",
             )
         ],
-        "contact_pagination": {"total": 1000, "limit": 50, "offset": 0, "has_more": True},
+        "contact_pagination": {
+            "total": 1000,
+            "limit": 1,
+            "offset": 0,
+            "next_cursor": cursor.encode(
+                UUID(BATCH),
+                None,
+                cursor.Position(datetime(2025, 1, 15, 10, 30, tzinfo=UTC), UUID(contact["id"])),
+            ),
+            "has_more": True,
+        },
     }
+    assert routes["contacts"].calls.last.request.url.params["limit"] == "2"
     # progress_percentage is a JSON number even when it is whole
     assert b'"progress_percentage":41.0' in response.data
 
@@ -116,29 +129,23 @@ def test_200_returns_batch_contacts_and_pagination_as_specified(
 def test_200_contact_limit_above_200_is_clamped(
     client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter
 ) -> None:
-    routes = serve(rest, contacts=[], total=0)
+    routes = serve(rest, contacts=[])
     response = get(client, f"batch_id={BATCH}&contact_limit=5000", **auth)
     assert response.status_code == 200
     assert response.get_json()["contact_pagination"]["limit"] == 200
-    assert routes["contacts"].calls.last.request.url.params["limit"] == "200"
+    # 200 and one more, to know whether another page follows.
+    assert routes["contacts"].calls.last.request.url.params["limit"] == "201"
 
 
 def test_200_offset_past_the_end_is_an_empty_page(
     client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter
 ) -> None:
-    serve(rest)
-    rest.get("/campaign_contacts").respond(
-        416,
-        json={"code": "PGRST103", "message": "Requested range not satisfiable",
-              "details": "An offset of 900 was requested, but there are only 12 rows.",
-              "hint": None},
-    )
-    rest.head("/campaign_contacts").respond(200, headers={"Content-Range": "*/12"})
+    serve(rest, batches=[batch_row(total_contacts=12)], contacts=[])
     response = get(client, f"batch_id={BATCH}&contact_offset=900", **auth)
     assert response.status_code == 200
     assert response.get_json()["contacts"] == []
     assert response.get_json()["contact_pagination"] == {
-        "total": 12, "limit": 50, "offset": 900, "has_more": False
+        "total": 12, "limit": 50, "offset": 900, "next_cursor": None, "has_more": False
     }
 
 

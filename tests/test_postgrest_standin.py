@@ -194,7 +194,7 @@ def test_the_service_key_is_required_twice(rest: httpx.Client, headers: dict[str
         ("/users?select=agency:agency_id", {}),
         ("/users?select=agency_id::text", {}),
         ("/campaign_contacts?select=custom_data->crm", {}),
-        ("/users?select=agency_id&id=gt.0", {}),
+        ("/users?select=agency_id&id=lt.0", {}),
         ("/users?select=agency_id&id=not.eq.0", {}),
         ("/users?select=agency_id&id=0", {}),
         ("/users?select=agency_id&or=(id.eq.0,id.eq.1)", {}),

@@ -5,12 +5,15 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 import httpx
 import pytest
 import respx
 
+from calls_batch_get.cursor import Position
 from calls_batch_get.models import BATCH_COLUMNS, CONTACT_COLUMNS, ContactStatus
 from calls_batch_get.params import BatchQuery
 from calls_batch_get.store import StoreError
@@ -90,14 +93,16 @@ def test_exact_requests_and_headers(rest: respx.MockRouter, store: SupabaseStore
         ("batch_id", f"eq.{BATCH}"),
         ("status", "eq.completed"),
         ("order", "created_at.asc,id.asc"),
-        ("limit", "2"),
+        # One more than the limit: whether another page follows.
+        ("limit", "3"),
         ("offset", "4"),
     ]
-    assert contacts.headers["prefer"] == "count=exact"
     for request in (users, batch, contacts):
         assert request.method == "GET"
         assert request.headers["apikey"] == KEY
         assert request.headers["authorization"] == f"Bearer {KEY}"
+        # The total is the batch's counter: nothing is counted.
+        assert "prefer" not in request.headers
 
 
 def test_no_status_filter_when_none_is_asked(rest: respx.MockRouter, store: SupabaseStore) -> None:
@@ -106,57 +111,128 @@ def test_no_status_filter_when_none_is_asked(rest: respx.MockRouter, store: Supa
     assert "status" not in sent(routes["contacts"]).url.params
 
 
-def test_partial_content_gives_rows_and_total(rest: respx.MockRouter, store: SupabaseStore) -> None:
+@pytest.mark.parametrize(
+    ("status", "total"),
+    [
+        (None, 1000),
+        (ContactStatus.QUEUED, 500),
+        (ContactStatus.IN_PROGRESS, 5),
+        (ContactStatus.COMPLETED, 400),
+        (ContactStatus.FAILED, 10),
+        (ContactStatus.SKIPPED, 0),
+        # The specification's batch: 1000 - 500 - 5 - 400 - 10 - 0
+        (ContactStatus.PENDING, 85),
+    ],
+)
+def test_the_total_is_the_batchs_counter_for_the_filter(
+    rest: respx.MockRouter, store: SupabaseStore, status: ContactStatus | None, total: int
+) -> None:
     ok_answers(rest)
-    read = store.read(UUID(USER), QUERY)
+    read = store.read(UUID(USER), QUERY.model_copy(update={"contact_status": status}))
     assert read.agency_id == UUID(AGENCY)
     assert read.batch is not None
     assert read.batch.progress_percentage == 41.0
-    assert len(read.page.contacts) == 2
-    assert read.page.total == 1000
+    assert read.page.total == total
 
 
-def test_whole_set_in_a_200(rest: respx.MockRouter, store: SupabaseStore) -> None:
-    ok_answers(
-        rest,
-        contacts=httpx.Response(200, json=[contact_row()], headers={"Content-Range": "0-0/1"}),
-    )
-    assert store.read(UUID(USER), QUERY).page.total == 1
-
-
-def test_empty_page_content_range_star(rest: respx.MockRouter, store: SupabaseStore) -> None:
-    ok_answers(rest, contacts=httpx.Response(200, json=[], headers={"Content-Range": "*/0"}))
+@pytest.mark.parametrize(("rows", "kept", "has_more"), [(0, 0, False), (2, 2, False), (3, 2, True)])
+def test_the_extra_row_says_whether_more_follow(
+    rest: respx.MockRouter, store: SupabaseStore, rows: int, kept: int, has_more: bool
+) -> None:
+    ok_answers(rest, contacts=httpx.Response(200, json=[contact_row() for _ in range(rows)]))
     page = store.read(UUID(USER), QUERY).page
-    assert (page.contacts, page.total) == ([], 0)
+    assert (len(page.contacts), page.has_more) == (kept, has_more)
 
 
-def test_offset_past_the_end_416_is_an_empty_page(
+TIE = "2025-01-15T10:30:00.123456Z"
+AFTER = Position(datetime(2025, 1, 15, 10, 30, 0, 123456, tzinfo=UTC), UUID(int=7))
+
+
+def contacts_by_range(
+    rest: respx.MockRouter, answers: dict[str, list[dict[str, Any]]]
+) -> list[httpx.Request]:
+    """/campaign_contacts answering each range from ``answers``, keyed by its filters: ``ties``
+    (created_at=eq, id=gt/gte), ``later`` (created_at=gt) or ``locate`` (select=created_at,id)."""
+    requests: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        params = request.url.params
+        if params["select"] == "created_at,id":
+            key = "locate"
+        elif params["created_at"].startswith("eq."):
+            key = "ties"
+        else:
+            key = "later"
+        return httpx.Response(200, json=answers[key][: int(params["limit"])])
+
+    rest.get("/campaign_contacts").mock(side_effect=answer)
+    return requests
+
+
+def test_a_cursor_reads_the_rest_of_its_tie_and_what_follows_at_once(
     rest: respx.MockRouter, store: SupabaseStore
 ) -> None:
-    routes = ok_answers(
-        rest,
-        contacts=httpx.Response(
-            416,
-            json={
-                "code": "PGRST103",
-                "message": "Requested range not satisfiable",
-                "details": "An offset of 4 was requested, but there are only 3 rows.",
-                "hint": None,
-            },
-            headers={"Content-Range": "*/3"},
-        ),
-    )
-    count = rest.head("/campaign_contacts").mock(
-        return_value=httpx.Response(200, headers={"Content-Range": "*/3"})
-    )
-    page = store.read(UUID(USER), QUERY).page
-    assert (page.contacts, page.total) == ([], 3)
-    counted = sent(count)
-    assert counted.url.params.multi_items() == [
-        ("select", "id"), ("batch_id", f"eq.{BATCH}"), ("status", "eq.completed")
+    ok_answers(rest)
+    ties, later = [contact_row() for _ in range(2)], [contact_row() for _ in range(5)]
+    requests = contacts_by_range(rest, {"ties": ties, "later": later})
+
+    page = store.read(UUID(USER), QUERY.model_copy(update={"offset": 0, "after": AFTER})).page
+
+    common = [("select", ",".join(CONTACT_COLUMNS)), ("batch_id", f"eq.{BATCH}"),
+              ("status", "eq.completed")]
+    ordering = [("order", "created_at.asc,id.asc"), ("limit", "3")]
+    assert sorted(r.url.params.multi_items() for r in requests) == sorted([
+        [*common, ("created_at", f"eq.{TIE}"), ("id", f"gt.{AFTER.id}"), *ordering],
+        [*common, ("created_at", f"gt.{TIE}"), *ordering],
+    ])
+    # The tie first, then the later rows; limit + 1 of them decide has_more.
+    assert [str(c.id) for c in page.contacts] == [ties[0]["id"], ties[1]["id"]]
+    assert page.has_more
+
+
+def test_a_cursor_inside_a_long_tie_needs_nothing_later(
+    rest: respx.MockRouter, store: SupabaseStore
+) -> None:
+    ok_answers(rest)
+    ties = [contact_row() for _ in range(5)]
+    contacts_by_range(rest, {"ties": ties, "later": [contact_row()]})
+    page = store.read(UUID(USER), QUERY.model_copy(update={"offset": 0, "after": AFTER})).page
+    assert [str(c.id) for c in page.contacts] == [t["id"] for t in ties[:2]]
+    assert page.has_more
+
+
+def test_a_deep_offset_locates_its_row_then_reads_from_it(
+    rest: respx.MockRouter, store: SupabaseStore
+) -> None:
+    ok_answers(rest)
+    located = {"created_at": "2025-01-15T11:30:00.123456+01:00", "id": str(AFTER.id)}
+    ties, later = [contact_row()], [contact_row() for _ in range(5)]
+    requests = contacts_by_range(rest, {"locate": [located], "ties": ties, "later": later})
+
+    page = store.read(UUID(USER), QUERY.model_copy(update={"offset": 5000})).page
+
+    assert [r.url.params.multi_items()[-4:] for r in requests] == [
+        [("status", "eq.completed"), ("order", "created_at.asc,id.asc"), ("limit", "1"),
+         ("offset", "5000")],
+        # From the located row itself (gte), in UTC whatever offset PostgREST gave it in.
+        [("created_at", f"eq.{TIE}"), ("id", f"gte.{AFTER.id}"),
+         ("order", "created_at.asc,id.asc"), ("limit", "3")],
+        [("status", "eq.completed"), ("created_at", f"gt.{TIE}"),
+         ("order", "created_at.asc,id.asc"), ("limit", "2")],
     ]
-    assert counted.headers["prefer"] == "count=exact"
-    assert routes["contacts"].call_count == 1
+    assert requests[0].url.params["select"] == "created_at,id"
+    assert [str(c.id) for c in page.contacts] == [ties[0]["id"], later[0]["id"]]
+    assert page.has_more
+
+
+def test_a_deep_offset_past_the_end_is_an_empty_page(
+    rest: respx.MockRouter, store: SupabaseStore
+) -> None:
+    ok_answers(rest)
+    requests = contacts_by_range(rest, {"locate": []})
+    page = store.read(UUID(USER), QUERY.model_copy(update={"offset": 5000})).page
+    assert (page.contacts, page.has_more, len(requests)) == ([], False, 1)
 
 
 def test_user_without_a_row(rest: respx.MockRouter, store: SupabaseStore) -> None:

@@ -17,8 +17,12 @@ class StoreError(ApiError):
 
 @dataclass(frozen=True)
 class ContactsPage:
+    """One page of contacts; ``total`` is the batch's counter for the filter, ``has_more`` says
+    whether a contact follows the page's last one."""
+
     contacts: list[Contact]
     total: int
+    has_more: bool = False
 
 
 @dataclass(frozen=True)

@@ -32,25 +32,55 @@ DEFAULT_MAX_CONNECTIONS = 4
 # us rather than found dead by a request.
 MAX_IDLE_SECONDS = 120.0
 
-_SET_TIMEOUT = "select set_config('statement_timeout', %s, true)"
+# The statement timeout, and no parallel workers: a poll reads a few rows by index, and launching
+# workers (which the planner may cost as cheaper on a large table) would cost more than it saves.
+_SET_TIMEOUT = (
+    "select set_config('statement_timeout', %s, true),"
+    " set_config('max_parallel_workers_per_gather', '0', true)"
+)
 
 
 def _columns(alias: str, names: Iterable[str]) -> sql.Composable:
     return sql.SQL(", ").join(sql.Identifier(alias, name) for name in names)
 
 
-def read_statement(with_status: bool) -> sql.Composed:
+def read_statement(with_status: bool, with_cursor: bool = False) -> sql.Composed:
     """The one statement of a request; public so that tests can EXPLAIN exactly what runs.
 
-    Parameters: user_id, batch_id, limit, offset and, ``with_status``, status. The contacts are
-    only read once the batch is known to be in the caller's agency (``exists (select 1 from
-    batch)`` is evaluated once, as a one-time filter), so another agency's batch costs no scan.
+    Parameters: user_id, batch_id, limit, then offset, or after_created_at and after_id
+    (``with_cursor``), and status (``with_status``). The contacts are only read once the batch is
+    known to be in the caller's agency (``exists (select 1 from batch)`` is evaluated once, as a
+    one-time filter), so another agency's batch costs no scan. The total is not counted here: it
+    is the batch's own counter, read in the same snapshot as the page.
+
+    Every page is an index range of ``limit + 1`` rows (the extra one says whether more follow)
+    starting at a position: the cursor's, or for an offset the position of the offset's row,
+    found on the index alone (``start``), so a deep offset skips index entries, not table rows.
     Rows are handed over as JSON, the representation PostgREST serves, so both stores validate
     the same values into the models.
     """
     contacts_filter = sql.SQL(
         "cc.batch_id = %(batch_id)s and exists (select 1 from batch){status}"
     ).format(status=sql.SQL(" and cc.status = %(status)s") if with_status else sql.SQL(""))
+    start: sql.Composable
+    if with_cursor:
+        start = sql.SQL("")
+        position = sql.SQL("(cc.created_at, cc.id) > (%(after_created_at)s, %(after_id)s)")
+    else:
+        start = sql.SQL(
+            """,
+start as (
+  select cc.created_at, cc.id
+  from public.campaign_contacts cc
+  where {contacts_filter}
+  order by cc.created_at, cc.id
+  offset %(offset)s limit 1
+)"""
+        ).format(contacts_filter=contacts_filter)
+        position = sql.SQL(
+            "(cc.created_at, cc.id) >= ((select s.created_at from start s),"
+            " (select s.id from start s))"
+        )
     return sql.SQL(
         """
 with caller as (
@@ -60,7 +90,7 @@ batch as (
   select {batch_columns}
   from public.v_call_batch_summary v
   where v.id = %(batch_id)s and v.agency_id = (select c.agency_id from caller c)
-)
+){start}
 select
   (select c.agency_id from caller c) as agency_id,
   (select row_to_json(b) from batch b) as batch,
@@ -69,17 +99,18 @@ select
     from (
       select {contact_columns}
       from public.campaign_contacts cc
-      where {contacts_filter}
+      where {contacts_filter} and {position}
       order by cc.created_at, cc.id
-      limit %(limit)s offset %(offset)s
+      limit %(limit)s + 1
     ) p
-  ) as contacts,
-  (select count(*) from public.campaign_contacts cc where {contacts_filter}) as total
+  ) as contacts
 """
     ).format(
         batch_columns=_columns("v", BATCH_COLUMNS),
         contact_columns=_columns("cc", CONTACT_COLUMNS),
         contacts_filter=contacts_filter,
+        start=start,
+        position=position,
     )
 
 
@@ -88,28 +119,43 @@ def read_parameters(user_id: UUID, query: BatchQuery) -> dict[str, Any]:
         "user_id": user_id,
         "batch_id": query.batch_id,
         "limit": query.limit,
-        "offset": query.offset,
     }
+    if query.after is None:
+        params["offset"] = query.offset
+    else:
+        params["after_created_at"] = query.after.created_at
+        params["after_id"] = query.after.id
     if query.contact_status is not None:
         # The plain value: an Enum may otherwise be adapted by its member name.
         params["status"] = query.contact_status.value
     return params
 
 
-_STATEMENTS = {with_status: read_statement(with_status) for with_status in (False, True)}
+def statement_for(query: BatchQuery) -> sql.Composed:
+    return _STATEMENTS[query.contact_status is not None, query.after is not None]
 
 
-def _to_read(row: DictRow) -> BatchRead:
+_STATEMENTS = {
+    (with_status, with_cursor): read_statement(with_status, with_cursor)
+    for with_status in (False, True)
+    for with_cursor in (False, True)
+}
+
+
+def _to_read(row: DictRow, query: BatchQuery) -> BatchRead:
     if row["agency_id"] is None:
         return BatchRead(agency_id=None)
     if row["batch"] is None:
         return BatchRead(agency_id=row["agency_id"])
+    batch = Batch.model_validate(row["batch"])
+    contacts = [Contact.model_validate(c) for c in row["contacts"]]
     return BatchRead(
         agency_id=row["agency_id"],
-        batch=Batch.model_validate(row["batch"]),
+        batch=batch,
         page=ContactsPage(
-            contacts=[Contact.model_validate(c) for c in row["contacts"]],
-            total=row["total"],
+            contacts=contacts[: query.limit],
+            total=batch.contacts_with(query.contact_status),
+            has_more=len(contacts) > query.limit,
         ),
     )
 
@@ -131,11 +177,10 @@ class PostgresStore:
         self._pool = _open_pool(database_url, timeout_seconds, max_connections)
 
     def read(self, user_id: UUID, query: BatchQuery) -> BatchRead:
-        statement = _STATEMENTS[query.contact_status is not None]
         params = read_parameters(user_id, query)
         try:
-            row = self._fetch(statement, params)
-            return _to_read(row)
+            row = self._fetch(statement_for(query), params)
+            return _to_read(row, query)
         except (psycopg.Error, ValidationError) as exc:
             raise StoreError(FETCH_FAILED) from exc
 

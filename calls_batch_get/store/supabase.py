@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 from uuid import UUID
 
 import httpx
-from postgrest import APIError, CountMethod, SyncSelectRequestBuilder
+from postgrest import APIError, SyncSelectRequestBuilder
 from pydantic import BaseModel, ValidationError
 from supabase import Client, ClientOptions, create_client
 
-from calls_batch_get.models import BATCH_COLUMNS, CONTACT_COLUMNS, Batch, Contact
+from calls_batch_get.cursor import Position
+from calls_batch_get.models import (
+    BATCH_COLUMNS,
+    CONTACT_COLUMNS,
+    Batch,
+    Contact,
+    UtcDatetime,
+    rfc3339,
+)
 from calls_batch_get.params import BatchQuery
 from calls_batch_get.store import BatchRead, ContactsPage, StoreError
 
 T = TypeVar("T")
 
-# PostgREST's answer to a counted request whose offset is past the last row.
-RANGE_NOT_SATISFIABLE = "PGRST103"
+# Up to this offset, PostgreSQL skipping rows costs less than a second round trip to find where
+# the page starts; past it, a page is found on the index first (see _deep_page).
+MAX_PLAIN_OFFSET = 1000
 # Three reads per request; enough threads for Cloud Run's default concurrency of a gen2 function.
 MAX_THREADS = 64
 # What a read can fail with: PostgREST errors (also non-JSON ones, which postgrest-py wraps),
@@ -51,10 +61,10 @@ class SupabaseStore:
         )
 
     def read(self, user_id: UUID, query: BatchQuery) -> BatchRead:
-        # All three go out at once; what the caller may see is decided only when they are back.
+        # All reads go out at once; what the caller may see is decided only when they are back.
         agency = self._threads.submit(self._agency_of, user_id)
         batch = self._threads.submit(self._batch, query.batch_id)
-        page = self._threads.submit(self._contacts, query)
+        pages = [self._threads.submit(part) for part in self._page_reads(query)]
 
         agency_id = _result(agency, "Failed to fetch user")
         if agency_id is None:
@@ -62,8 +72,18 @@ class SupabaseStore:
         found = _result(batch, "Failed to fetch batch")
         if found is None or found.agency_id != agency_id:
             return BatchRead(agency_id=agency_id)
-        contacts = _result(page, "Failed to fetch contacts")
-        return BatchRead(agency_id=agency_id, batch=found, page=contacts)
+        # One page, possibly read in two ranges: their rows in order, the first limit + 1 kept.
+        contacts = [c for page in pages for c in _result(page, "Failed to fetch contacts")]
+        return BatchRead(
+            agency_id=agency_id,
+            batch=found,
+            page=ContactsPage(
+                contacts=contacts[: query.limit],
+                # The batch's own counter: no second count of its contacts.
+                total=found.contacts_with(query.contact_status),
+                has_more=len(contacts) > query.limit,
+            ),
+        )
 
     def _agency_of(self, user_id: UUID) -> UUID | None:
         rows = _rows(
@@ -87,29 +107,71 @@ class SupabaseStore:
         )
         return Batch.model_validate(rows[0]) if rows else None
 
-    def _contacts(self, query: BatchQuery) -> ContactsPage:
-        request = self._matching_contacts(query, ",".join(CONTACT_COLUMNS))
-        try:
-            response = (
-                request.order("created_at").order("id").limit(query.limit).offset(query.offset)
-            ).execute()
-        except APIError as error:
-            if error.code != RANGE_NOT_SATISFIABLE:
-                raise
-            # postgrest-py drops the 416's Content-Range, so the total is asked for on its own.
-            total = self._matching_contacts(query, "id", head=True).execute().count
-            return ContactsPage(contacts=[], total=_count_of(total))
-        return ContactsPage(
-            contacts=[Contact.model_validate(row) for row in _rows(response.data)],
-            total=_count_of(response.count),
+    def _page_reads(self, query: BatchQuery) -> list[Callable[[], list[Contact]]]:
+        """The reads of one page of ``limit + 1`` contacts (the extra one says whether more
+        follow), each an index range; their rows, concatenated, are the page in order."""
+        wanted = query.limit + 1
+        if query.after is not None:
+            after = query.after
+            return [
+                lambda: self._ties(query, after, wanted, inclusive=False),
+                lambda: self._later(query, after, wanted),
+            ]
+        if query.offset <= MAX_PLAIN_OFFSET:
+            return [lambda: self._range(query, wanted, offset=query.offset)]
+        return [lambda: self._deep_page(query, wanted)]
+
+    def _ties(
+        self, query: BatchQuery, after: Position, limit: int, *, inclusive: bool
+    ) -> list[Contact]:
+        # The contacts sharing the position's created_at (an upload's rows all do), past its id.
+        return self._range(
+            query,
+            limit,
+            ("created_at", "eq", rfc3339(after.created_at)),
+            ("id", "gte" if inclusive else "gt", str(after.id)),
         )
 
-    def _matching_contacts(
-        self, query: BatchQuery, columns: str, *, head: bool = False
-    ) -> SyncSelectRequestBuilder:
+    def _later(self, query: BatchQuery, after: Position, limit: int) -> list[Contact]:
+        return self._range(query, limit, ("created_at", "gt", rfc3339(after.created_at)))
+
+    def _deep_page(self, query: BatchQuery, limit: int) -> list[Contact]:
+        """A deep offset: the offset's row is found on the index alone (two columns, one row),
+        then the page is read from it like a cursor's, instead of PostgreSQL fetching every
+        skipped row from the table."""
+        located = _rows(
+            self._matching_contacts(query, "created_at,id")
+            .order("created_at")
+            .order("id")
+            .limit(1)
+            .offset(query.offset)
+            .execute()
+            .data
+        )
+        if not located:
+            return []
+        start = _Located.model_validate(located[0])
+        position = Position(created_at=start.created_at, id=start.id)
+        ties = self._ties(query, position, limit, inclusive=True)
+        if len(ties) >= limit:
+            return ties
+        return ties + self._later(query, position, limit - len(ties))
+
+    def _range(
+        self, query: BatchQuery, limit: int, *filters: tuple[str, str, str], offset: int = 0
+    ) -> list[Contact]:
+        request = self._matching_contacts(query, ",".join(CONTACT_COLUMNS))
+        for column, operator, value in filters:
+            request = request.filter(column, operator, value)
+        request = request.order("created_at").order("id").limit(limit)
+        if offset:
+            request = request.offset(offset)
+        return [Contact.model_validate(row) for row in _rows(request.execute().data)]
+
+    def _matching_contacts(self, query: BatchQuery, columns: str) -> SyncSelectRequestBuilder:
         request = (
             self._client.table("campaign_contacts")
-            .select(columns, count=CountMethod.exact, head=head)
+            .select(columns)
             .eq("batch_id", str(query.batch_id))
         )
         if query.contact_status is not None:
@@ -121,17 +183,16 @@ class _UserRow(BaseModel):
     agency_id: UUID | None
 
 
+class _Located(BaseModel):
+    created_at: UtcDatetime
+    id: UUID
+
+
 def _rows(data: object) -> list[object]:
     # postgrest-py hands over a body that is not JSON as a plain string instead of failing.
     if not isinstance(data, list):
         raise TypeError("PostgREST answered without a list of rows")
     return data
-
-
-def _count_of(count: int | None) -> int:
-    if count is None:
-        raise ValueError("PostgREST answered without a count")
-    return count
 
 
 def _result(future: Future[T], failure: str) -> T:
