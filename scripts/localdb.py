@@ -83,9 +83,10 @@ def migration_files() -> list[Path]:
     return sorted(MIGRATIONS_DIR.glob("*.sql"))
 
 
-def apply_migrations(url: str) -> None:
+def apply_migrations(url: str, files: Sequence[Path] | None = None) -> None:
+    """Applies ``files`` (default: every migration), in order, each in its own transaction."""
     with psycopg.connect(url, autocommit=True) as conn:
-        for path in migration_files():
+        for path in migration_files() if files is None else files:
             # One transaction per file: a failing migration leaves no half-applied schema.
             with conn.transaction():
                 conn.execute(path.read_text().encode())

@@ -15,13 +15,13 @@ from psycopg.rows import dict_row
 
 from calls_batch_get.models import BATCH_COLUMNS, ContactStatus
 from calls_batch_get.params import BatchQuery
-from calls_batch_get.store.postgres import read_parameters, read_statement
+from calls_batch_get.cursor import Position
+from calls_batch_get.store.postgres import SESSION_SETTINGS, read_parameters, statement_for
 from scripts import demo_data
 from scripts.demo_data import DONE_STATUSES, DemoData, Row
-from tests.database import Seeder, as_authenticated, explain, scans_of
+from tests.database import Seeder, as_authenticated, explain, plan_nodes, scans_of
 
 CONTACTS = "campaign_contacts"
-INDEXED_SCANS = {"Index Scan", "Index Only Scan", "Bitmap Heap Scan"}
 
 
 def expected_summary(data: DemoData, batch: Row) -> dict[str, Any]:
@@ -111,34 +111,70 @@ def rows_read(plan: dict[str, Any], relation: str) -> float:
     )
 
 
-def assert_indexed_by_batch(plan: dict[str, Any]) -> None:
-    scans = scans_of(plan, CONTACTS)
-    assert scans, "campaign_contacts is not read at all"
-    for node in scans:
-        assert node["Node Type"] in INDEXED_SCANS, node["Node Type"]
-        condition = node.get("Index Cond") or node.get("Recheck Cond") or ""
-        assert "batch_id" in condition, node
+PAGE_INDEX = "campaign_contacts_batch_page_idx"
+STATUS_PAGE_INDEX = "campaign_contacts_batch_status_page_idx"
 
 
-@pytest.mark.parametrize("status", [None, ContactStatus.COMPLETED, ContactStatus.PENDING])
-def test_store_statement_reads_only_the_batch_through_indexes(
-    large: tuple[str, DemoData], large_conn: psycopg.Connection[Any], status: ContactStatus | None
+def index_scans(plan: dict[str, Any]) -> list[tuple[str, str, float]]:
+    """(node type, index, rows read) of every read of campaign_contacts."""
+    return [
+        (node["Node Type"], node.get("Index Name", ""), float(node["Actual Rows"]))
+        for node in scans_of(plan, CONTACTS)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("status", "index"),
+    [(None, PAGE_INDEX), (ContactStatus.COMPLETED, STATUS_PAGE_INDEX),
+     (ContactStatus.PENDING, STATUS_PAGE_INDEX)],
+)
+def test_an_offset_page_finds_its_start_on_the_index_then_reads_limit_rows(
+    large: tuple[str, DemoData],
+    large_conn: psycopg.Connection[Any],
+    status: ContactStatus | None,
+    index: str,
 ) -> None:
     _, data = large
     batch = busiest_batch(data)
     user = data.users_of(batch["agency_id"])[0]
     query = BatchQuery(batch_id=batch["id"], contact_status=status, limit=50, offset=100)
+    large_conn.execute("vacuum campaign_contacts")
 
     plan = explain(
-        large_conn,
-        read_statement(status is not None),
-        read_parameters(user["id"], query),
-        analyze=True,
+        large_conn, statement_for(query), read_parameters(user["id"], query), analyze=True
     )
 
-    assert_indexed_by_batch(plan)
-    # The view's counters, the page and the count: each at most the batch once over.
-    assert rows_read(plan, CONTACTS) <= 3 * len(data.contacts_of(batch["id"]))
+    # The offset's row from the index alone (no table row read for the skipped ones), then an
+    # index range of limit + 1 rows from it: never the batch's other contacts.
+    assert sorted(index_scans(plan)) == [("Index Only Scan", index, 101.0),
+                                         ("Index Scan", index, 51.0)]
+
+
+@pytest.mark.parametrize(
+    ("status", "index"), [(None, PAGE_INDEX), (ContactStatus.FAILED, STATUS_PAGE_INDEX)]
+)
+def test_a_cursor_page_is_one_index_range_of_limit_rows(
+    large: tuple[str, DemoData],
+    large_conn: psycopg.Connection[Any],
+    status: ContactStatus | None,
+    index: str,
+) -> None:
+    _, data = large
+    batch = busiest_batch(data)
+    user = data.users_of(batch["agency_id"])[0]
+    matching = [c for c in data.contacts_of(batch["id"]) if status in (None, c["status"])]
+    middle = sorted(matching, key=lambda c: (c["created_at"], c["id"]))[len(matching) // 2]
+    after = Position(created_at=middle["created_at"], id=middle["id"])
+    query = BatchQuery(batch_id=batch["id"], contact_status=status, limit=20, after=after)
+
+    plan = explain(
+        large_conn, statement_for(query), read_parameters(user["id"], query), analyze=True
+    )
+
+    ((node, used, rows),) = index_scans(plan)
+    assert (node, used, rows) == ("Index Scan", index, 21.0)
+    (scan,) = scans_of(plan, CONTACTS)
+    assert "ROW(created_at, id) >" in scan["Index Cond"]
 
 
 def test_store_statement_reads_no_contact_of_another_agencys_batch(
@@ -150,17 +186,20 @@ def test_store_statement_reads_no_contact_of_another_agencys_batch(
     query = BatchQuery(batch_id=batch["id"])
 
     plan = explain(
-        large_conn, read_statement(False), read_parameters(outsider["id"], query), analyze=True
+        large_conn, statement_for(query), read_parameters(outsider["id"], query), analyze=True
     )
 
     assert rows_read(plan, CONTACTS) == 0
 
 
-def test_view_lookup_of_one_batch_reads_only_its_contacts(
+def test_view_lookup_of_one_batch_reads_its_counters_not_its_contacts(
     large: tuple[str, DemoData], large_conn: psycopg.Connection[Any]
 ) -> None:
     _, data = large
     batch = busiest_batch(data)
+    ledger_rows = large_conn.execute(
+        "select count(*) from public.call_batch_counters where batch_id = %s", (batch["id"],)
+    ).fetchone()
 
     plan = explain(
         large_conn,
@@ -169,8 +208,35 @@ def test_view_lookup_of_one_batch_reads_only_its_contacts(
         analyze=True,
     )
 
-    assert_indexed_by_batch(plan)
-    assert rows_read(plan, CONTACTS) == len(data.contacts_of(batch["id"]))
+    assert scans_of(plan, CONTACTS) == []
+    assert ledger_rows is not None
+    assert rows_read(plan, "call_batch_counters") == ledger_rows[0] > 0
+
+
+def test_no_parallel_workers_for_a_poll(
+    large: tuple[str, DemoData], large_conn: psycopg.Connection[Any]
+) -> None:
+    """Parallel plans made as cheap as can be, so that the planner picks them where it may; the
+    settings the store sends with every statement rule them out."""
+    _, data = large
+    batch = busiest_batch(data)
+    user = data.users_of(batch["agency_id"])[0]
+    query = BatchQuery(batch_id=batch["id"], offset=len(data.contacts_of(batch["id"])) - 10)
+    statement, params = statement_for(query), read_parameters(user["id"], query)
+
+    def gathers() -> int:
+        return sum(
+            node["Node Type"].startswith("Gather")
+            for node in plan_nodes(explain(large_conn, statement, params))
+        )
+
+    with large_conn.transaction(force_rollback=True):
+        for setting in ("parallel_setup_cost", "parallel_tuple_cost",
+                        "min_parallel_index_scan_size", "min_parallel_table_scan_size"):
+            large_conn.execute(f"set local {setting} = 0")
+        assert gathers() > 0, "the planner would not go parallel here: the test proves nothing"
+        large_conn.execute(SESSION_SETTINGS, ("1000",))
+        assert gathers() == 0
 
 
 # --- row-level security -------------------------------------------------------------------------

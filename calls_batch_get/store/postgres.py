@@ -34,7 +34,7 @@ MAX_IDLE_SECONDS = 120.0
 
 # The statement timeout, and no parallel workers: a poll reads a few rows by index, and launching
 # workers (which the planner may cost as cheaper on a large table) would cost more than it saves.
-_SET_TIMEOUT = (
+SESSION_SETTINGS = (
     "select set_config('statement_timeout', %s, true),"
     " set_config('max_parallel_workers_per_gather', '0', true)"
 )
@@ -205,7 +205,7 @@ class PostgresStore:
                 # take a round trip of its own.
                 with conn.pipeline():
                     conn.execute("begin")
-                    conn.execute(_SET_TIMEOUT, (self._timeout_ms,))
+                    conn.execute(SESSION_SETTINGS, (self._timeout_ms,))
                     cursor = conn.execute(statement, params)
                     conn.execute("commit")
                 row = cursor.fetchone()
