@@ -13,9 +13,9 @@ import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from calls_batch_get.cursor import Position
 from calls_batch_get.models import BATCH_COLUMNS, ContactStatus
 from calls_batch_get.params import BatchQuery
-from calls_batch_get.cursor import Position
 from calls_batch_get.store.postgres import SESSION_SETTINGS, read_parameters, statement_for
 from scripts import demo_data
 from scripts.demo_data import DONE_STATUSES, DemoData, Row
