@@ -23,8 +23,9 @@ from calls_batch_get.models import ContactStatus
 
 _VERSION = 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# version, batch id, status (0 = no filter), created_at in microseconds since the epoch, id
-_LAYOUT = struct.Struct(">B16sBq16s")
+# version, batch id, status (0 = no filter), flags, created_at in microseconds since the epoch, id
+_LAYOUT = struct.Struct(">B16sBBq16s")
+_TIE_FOLLOWS = 1
 _DIGEST_BYTES = 8
 _DIGEST_KEY = b"calls-batch-get contact cursor"
 _STATUSES: tuple[ContactStatus | None, ...] = (None, *ContactStatus)
@@ -39,10 +40,16 @@ class CursorError(ValueError):
 
 @dataclass(frozen=True)
 class Position:
-    """A contact's place in the page order (created_at, then id)."""
+    """A contact's place in the page order (created_at, then id).
+
+    ``tie_follows``: when the page was read, the next contact shared this one's created_at (an
+    upload's contacts all do). A hint for the supabase-py store, which reads the rest of a tie and
+    what follows it as two ranges: it tells which of them will most likely hold the next page.
+    """
 
     created_at: datetime
     id: UUID
+    tie_follows: bool = False
 
 
 def _digest(payload: bytes) -> bytes:
@@ -51,8 +58,9 @@ def _digest(payload: bytes) -> bytes:
 
 def encode(batch_id: UUID, status: ContactStatus | None, after: Position) -> str:
     micros = (after.created_at - _EPOCH) // timedelta(microseconds=1)
+    flags = _TIE_FOLLOWS if after.tie_follows else 0
     payload = _LAYOUT.pack(
-        _VERSION, batch_id.bytes, _STATUSES.index(status), micros, after.id.bytes
+        _VERSION, batch_id.bytes, _STATUSES.index(status), flags, micros, after.id.bytes
     )
     return base64.urlsafe_b64encode(payload + _digest(payload)).rstrip(b"=").decode("ascii")
 
@@ -74,8 +82,8 @@ def decode(raw: str, batch_id: UUID, status: ContactStatus | None) -> Position:
     # Not a secret, but no reason to compare digests in variable time either.
     if not hmac.compare_digest(digest, _digest(payload)):
         raise CursorError("contact_cursor is not a valid cursor")
-    version, batch_bytes, status_index, micros, id_bytes = _LAYOUT.unpack(payload)
-    if version != _VERSION or status_index >= len(_STATUSES):
+    version, batch_bytes, status_index, flags, micros, id_bytes = _LAYOUT.unpack(payload)
+    if version != _VERSION or status_index >= len(_STATUSES) or flags & ~_TIE_FOLLOWS:
         raise CursorError("contact_cursor is not a valid cursor")
     if UUID(bytes=batch_bytes) != batch_id or _STATUSES[status_index] != status:
         raise CursorError("contact_cursor belongs to another batch or contact_status")
@@ -84,5 +92,7 @@ def decode(raw: str, batch_id: UUID, status: ContactStatus | None) -> Position:
     except OverflowError:
         # Only a cursor made by hand gets here: ours hold timestamps Python could read.
         raise CursorError("contact_cursor is not a valid cursor") from None
-    return Position(created_at=created_at, id=UUID(bytes=id_bytes))
+    return Position(
+        created_at=created_at, id=UUID(bytes=id_bytes), tie_follows=bool(flags & _TIE_FOLLOWS)
+    )
 

@@ -110,7 +110,9 @@ def _detail(read: BatchRead, query: BatchQuery) -> BatchDetail:
     if page.has_more and page.contacts:
         last = page.contacts[-1]
         next_cursor = cursor.encode(
-            query.batch_id, query.contact_status, Position(last.created_at, last.id)
+            query.batch_id,
+            query.contact_status,
+            Position(last.created_at, last.id, tie_follows=page.tie_follows),
         )
     return BatchDetail(
         batch=read.batch,

@@ -16,7 +16,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,6 +124,12 @@ class PostgrestStandIn:
     rest_path: str = "/rest/v1"
     # Held inside each answer, so that tests can see concurrent requests overlap.
     delay_seconds: float = 0.0
+    tables: frozenset[str] = SERVED_TABLES
+    # Where each answer gets its connection: a new one by default; a benchmark passes a pool's,
+    # as PostgREST keeps its own pool.
+    connection: Callable[[], contextlib.AbstractContextManager[psycopg.Connection[Any]]] | None = (
+        None
+    )
     served: list[Served] = field(default_factory=list)
     _done: threading.Condition = field(default_factory=threading.Condition, repr=False)
     _columns: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
@@ -166,16 +172,21 @@ class PostgrestStandIn:
         self._check_key(request.headers)
         if request.method not in ("GET", "HEAD"):
             raise not_understood(f"method {request.method}")
-        if table not in SERVED_TABLES:
+        if table not in self.tables:
             raise not_understood(f"resource {table!r}")
         _check_headers(request.headers)
-        with psycopg.connect(self.database_url, autocommit=True, options="-c TimeZone=UTC") as conn:
+        with self._connect() as conn:
             columns = self._columns_of(conn, table)
             read = _parse(request, table, columns)
             try:
                 return _run(conn, read, columns)
             except psycopg.Error as error:
                 raise _postgres_refusal(error) from error
+
+    def _connect(self) -> contextlib.AbstractContextManager[psycopg.Connection[Any]]:
+        if self.connection is not None:
+            return self.connection()
+        return psycopg.connect(self.database_url, autocommit=True, options="-c TimeZone=UTC")
 
     def _check_key(self, headers: httpx.Headers) -> None:
         # What the API gateway and PostgREST demand of a server-side client: the key twice.

@@ -387,11 +387,18 @@ def ordered(batch: BatchSeed, status: str | None = None) -> list[dict[str, Any]]
 
 def next_cursor(batch: BatchSeed, status: str | None, last: Mapping[str, Any]) -> str:
     """The cursor the API hands out after ``last``: opaque, so made by its own encoder; that it
-    leads to the right page is what the cursor walks test."""
+    leads to the right page is what the cursor walks test. It notes whether the contact after
+    ``last`` shares its created_at."""
+    matching = ordered(batch, status)
+    following = matching[matching.index(last) + 1 :]
     return cursor.encode(
         batch.id,
         None if status is None else ContactStatus(status),
-        cursor.Position(created_at=last["created_at"], id=last["id"]),
+        cursor.Position(
+            created_at=last["created_at"],
+            id=last["id"],
+            tie_follows=bool(following) and following[0]["created_at"] == last["created_at"],
+        ),
     )
 
 

@@ -116,7 +116,12 @@ def test_200_returns_batch_contacts_and_pagination_as_specified(
             "next_cursor": cursor.encode(
                 UUID(BATCH),
                 None,
-                cursor.Position(datetime(2025, 1, 15, 10, 30, tzinfo=UTC), UUID(contact["id"])),
+                cursor.Position(
+                    datetime(2025, 1, 15, 10, 30, tzinfo=UTC),
+                    UUID(contact["id"]),
+                    # The row after it was created at the same time.
+                    tie_follows=True,
+                ),
             ),
             "has_more": True,
         },

@@ -191,15 +191,31 @@ def test_a_cursor_reads_the_rest_of_its_tie_and_what_follows_at_once(
     assert page.has_more
 
 
+@pytest.mark.parametrize("tie_follows", [False, True])
 def test_a_cursor_inside_a_long_tie_needs_nothing_later(
-    rest: respx.MockRouter, store: SupabaseStore
+    rest: respx.MockRouter, store: SupabaseStore, tie_follows: bool
 ) -> None:
     ok_answers(rest)
     ties = [contact_row() for _ in range(5)]
-    contacts_by_range(rest, {"ties": ties, "later": [contact_row()]})
-    page = store.read(UUID(USER), QUERY.model_copy(update={"offset": 0, "after": AFTER})).page
+    requests = contacts_by_range(rest, {"ties": ties, "later": [contact_row()]})
+    after = Position(AFTER.created_at, AFTER.id, tie_follows=tie_follows)
+    page = store.read(UUID(USER), QUERY.model_copy(update={"offset": 0, "after": after})).page
     assert [str(c.id) for c in page.contacts] == [t["id"] for t in ties[:2]]
     assert page.has_more
+    # A cursor that knows its tie goes on reads it alone; it would read on only if it were short.
+    assert len(requests) == (1 if tie_follows else 2)
+
+
+def test_a_cursor_whose_tie_ends_short_reads_on_after_it(
+    rest: respx.MockRouter, store: SupabaseStore
+) -> None:
+    ok_answers(rest)
+    ties, later = [contact_row()], [contact_row() for _ in range(5)]
+    requests = contacts_by_range(rest, {"ties": ties, "later": later})
+    after = Position(AFTER.created_at, AFTER.id, tie_follows=True)
+    page = store.read(UUID(USER), QUERY.model_copy(update={"offset": 0, "after": after})).page
+    assert [str(c.id) for c in page.contacts] == [ties[0]["id"], later[0]["id"]]
+    assert [r.url.params["limit"] for r in requests] == ["3", "2"]
 
 
 def test_a_deep_offset_locates_its_row_then_reads_from_it(

@@ -18,11 +18,26 @@ class StoreError(ApiError):
 @dataclass(frozen=True)
 class ContactsPage:
     """One page of contacts; ``total`` is the batch's counter for the filter, ``has_more`` says
-    whether a contact follows the page's last one."""
+    whether a contact follows the page's last one, ``tie_follows`` whether that next contact
+    shares the last one's created_at."""
 
     contacts: list[Contact]
     total: int
     has_more: bool = False
+    tie_follows: bool = False
+
+    @classmethod
+    def of(cls, rows: list[Contact], limit: int, total: int) -> ContactsPage:
+        """The page from the ``limit + 1`` rows a store reads: the extra one, when there is one,
+        is only looked at."""
+        if len(rows) <= limit:
+            return cls(contacts=rows, total=total)
+        return cls(
+            contacts=rows[:limit],
+            total=total,
+            has_more=True,
+            tie_follows=rows[limit].created_at == rows[limit - 1].created_at,
+        )
 
 
 @dataclass(frozen=True)

@@ -148,14 +148,13 @@ def _to_read(row: DictRow, query: BatchQuery) -> BatchRead:
     if row["batch"] is None:
         return BatchRead(agency_id=row["agency_id"])
     batch = Batch.model_validate(row["batch"])
-    contacts = [Contact.model_validate(c) for c in row["contacts"]]
     return BatchRead(
         agency_id=row["agency_id"],
         batch=batch,
-        page=ContactsPage(
-            contacts=contacts[: query.limit],
+        page=ContactsPage.of(
+            [Contact.model_validate(c) for c in row["contacts"]],
+            query.limit,
             total=batch.contacts_with(query.contact_status),
-            has_more=len(contacts) > query.limit,
         ),
     )
 
@@ -177,9 +176,14 @@ class PostgresStore:
         self._pool = _open_pool(database_url, timeout_seconds, max_connections)
 
     def read(self, user_id: UUID, query: BatchQuery) -> BatchRead:
-        params = read_parameters(user_id, query)
+        return self.run(statement_for(query), read_parameters(user_id, query), query)
+
+    def run(
+        self, statement: sql.Composed | sql.SQL, params: dict[str, Any], query: BatchQuery
+    ) -> BatchRead:
+        """One read statement of the shape of read_statement's (also the benchmark's floor)."""
         try:
-            row = self._fetch(statement_for(query), params)
+            row = self._fetch(statement, params)
             return _to_read(row, query)
         except (psycopg.Error, ValidationError) as exc:
             raise StoreError(FETCH_FAILED) from exc
@@ -188,7 +192,7 @@ class PostgresStore:
         """Closes the pool; later reads fail (PoolClosed) instead of reconnecting."""
         self._pool.close()
 
-    def _fetch(self, statement: sql.Composed, params: dict[str, Any]) -> DictRow:
+    def _fetch(self, statement: sql.Composed | sql.SQL, params: dict[str, Any]) -> DictRow:
         try:
             return self._fetch_once(statement, params)
         except _ConnectionDropped:
@@ -197,7 +201,7 @@ class PostgresStore:
             # side effects: one more try, on a fresh connection.
             return self._fetch_once(statement, params)
 
-    def _fetch_once(self, statement: sql.Composed, params: dict[str, Any]) -> DictRow:
+    def _fetch_once(self, statement: sql.Composed | sql.SQL, params: dict[str, Any]) -> DictRow:
         with self._pool.connection(timeout=self._timeout_seconds) as conn:
             try:
                 # BEGIN, the timeout, the query and COMMIT leave in one flight, answered by one

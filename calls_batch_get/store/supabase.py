@@ -54,6 +54,9 @@ def create_supabase_client(url: str, key: str, timeout_seconds: float) -> Client
 
 
 class SupabaseStore:
+    # Where a batch and its counters are read.
+    BATCH_SOURCE = "v_call_batch_summary"
+
     def __init__(self, client: Client, threads: ThreadPoolExecutor | None = None) -> None:
         self._client = client
         self._threads = threads or ThreadPoolExecutor(
@@ -77,12 +80,8 @@ class SupabaseStore:
         return BatchRead(
             agency_id=agency_id,
             batch=found,
-            page=ContactsPage(
-                contacts=contacts[: query.limit],
-                # The batch's own counter: no second count of its contacts.
-                total=found.contacts_with(query.contact_status),
-                has_more=len(contacts) > query.limit,
-            ),
+            # The total is the batch's own counter: no second count of its contacts.
+            page=ContactsPage.of(contacts, query.limit, found.contacts_with(query.contact_status)),
         )
 
     def _agency_of(self, user_id: UUID) -> UUID | None:
@@ -98,7 +97,7 @@ class SupabaseStore:
 
     def _batch(self, batch_id: UUID) -> Batch | None:
         rows = _rows(
-            self._client.table("v_call_batch_summary")
+            self._client.table(self.BATCH_SOURCE)
             .select(",".join(BATCH_COLUMNS))
             .eq("id", str(batch_id))
             .limit(1)
@@ -113,6 +112,9 @@ class SupabaseStore:
         wanted = query.limit + 1
         if query.after is not None:
             after = query.after
+            if after.tie_follows:
+                # Inside an upload: the rest of its tie most likely fills the page by itself.
+                return [lambda: self._from(query, after, wanted, inclusive=False)]
             return [
                 lambda: self._ties(query, after, wanted, inclusive=False),
                 lambda: self._later(query, after, wanted),
@@ -151,8 +153,14 @@ class SupabaseStore:
         if not located:
             return []
         start = _Located.model_validate(located[0])
-        position = Position(created_at=start.created_at, id=start.id)
-        ties = self._ties(query, position, limit, inclusive=True)
+        return self._from(query, Position(start.created_at, start.id), limit, inclusive=True)
+
+    def _from(
+        self, query: BatchQuery, position: Position, limit: int, *, inclusive: bool
+    ) -> list[Contact]:
+        """The rest of the position's tie, then, only if that is short of ``limit``, what
+        follows it: one round trip when the tie fills the page, two when it does not."""
+        ties = self._ties(query, position, limit, inclusive=inclusive)
         if len(ties) >= limit:
             return ties
         return ties + self._later(query, position, limit - len(ties))

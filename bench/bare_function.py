@@ -1,0 +1,48 @@
+"""The reference of bench/scale.py's HTTP run: a bare functions-framework function that runs the
+store's own statement and returns what PostgreSQL gave, unvalidated (no token, no models, no log
+line). What the real function serves beyond this is the cost of its Python path.
+
+    DATABASE_URL=... functions-framework --target bare --source bench/bare_function.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from uuid import UUID
+
+import flask
+import functions_framework
+import psycopg
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import ConnectionPool
+
+from calls_batch_get.params import BatchQuery
+from calls_batch_get.store.postgres import read_parameters, statement_for
+
+# The user is fixed: the bench polls as the batch's owner (scale_data.USER).
+USER = UUID(int=0xB1)
+
+_pool: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
+    os.environ["DATABASE_URL"],
+    connection_class=psycopg.Connection[DictRow],
+    kwargs={"autocommit": True, "prepare_threshold": None, "row_factory": dict_row},
+    min_size=1,
+    max_size=4,
+)
+
+
+@functions_framework.http
+def bare(request: flask.Request) -> flask.Response:
+    query = BatchQuery(batch_id=UUID(request.args["batch_id"]))
+    with _pool.connection() as conn:
+        row = conn.execute(statement_for(query), read_parameters(USER, query)).fetchone()
+    assert row is not None
+    contacts = row["contacts"][: query.limit]
+    body = {
+        "batch": row["batch"],
+        "contacts": contacts,
+        "contact_pagination": {"limit": query.limit, "offset": 0,
+                               "has_more": len(row["contacts"]) > query.limit},
+    }
+    return flask.Response(json.dumps(body), mimetype="application/json")

@@ -1,0 +1,397 @@
+"""Benchmark: does a poll cost the same at 1M contacts as at 1k? (issue: constant-cost polling)
+
+Loads batches of 1k, 10k, 100k and 1M contacts into an embedded PostgreSQL through the
+migrations (bench/scale_data.py), then prints, for each size and both stores (the direct store,
+and supabase-py through the PostgREST stand-in the tests use), the median and p95 of each case
+next to the same answer from the floor (counters by primary key, an index range of ``limit``
+rows), with the ratios. Store and floor alternate request by request, so that noise on this
+shared machine hits both alike. Then: status-update throughput by 4 writers on one batch with
+the counter triggers and without (alternating rounds), and HTTP throughput of the function
+against a bare functions-framework function running the same SQL (bench/bare_function.py), 8
+keep-alive clients polling the 100k batch's first page.
+
+    .venv/bin/python -m bench.scale [--sizes 1000,10000,100000,1000000] [--rounds 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import os
+import platform
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jwt
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from bench import scale_data as data
+from bench.scale_data import Case, FloorPostgresStore, FloorSupabaseStore
+from calls_batch_get.models import ContactStatus
+from calls_batch_get.params import BatchQuery
+from calls_batch_get.store import BatchRead
+from calls_batch_get.store.postgres import PostgresStore
+from calls_batch_get.store.supabase import SupabaseStore, create_supabase_client
+from scripts.localdb import apply_migrations, create_database, embedded_postgres
+from tests.postgrest_standin import SERVED_TABLES, PostgrestStandIn, mounted
+
+ROOT = Path(__file__).resolve().parent.parent
+SUPABASE_URL = "http://127.0.0.1:54321"
+SERVICE_KEY = "bench-service-key"
+JWT_SECRET = "bench-jwt-secret-that-is-long-enough-for-hs256"
+TIMEOUT_SECONDS = 30.0
+LIMIT = 50
+GOAL = 1.5
+
+Read = Callable[[], BatchRead]
+
+
+def cases(url: str, size: int) -> list[Case]:
+    batch = data.batch_id(size)
+    deep = size - 100
+    before_deep = data.position_at(url, size, deep - 1)
+    return [
+        Case("first page", data.USER, BatchQuery(batch_id=batch, limit=LIMIT)),
+        Case("common status", data.USER,
+             BatchQuery(batch_id=batch, contact_status=ContactStatus.COMPLETED, limit=LIMIT)),
+        Case("rare status", data.USER,
+             BatchQuery(batch_id=batch, contact_status=ContactStatus.IN_PROGRESS, limit=LIMIT)),
+        Case("limit 200", data.USER, BatchQuery(batch_id=batch, limit=200)),
+        Case("deep cursor", data.USER,
+             BatchQuery(batch_id=batch, limit=LIMIT, after=before_deep), before_deep),
+        Case("deep offset", data.USER,
+             BatchQuery(batch_id=batch, limit=LIMIT, offset=deep), before_deep),
+        Case("other agency", data.OTHER_USER, BatchQuery(batch_id=batch, limit=LIMIT)),
+    ]
+
+
+def timed(read: Read) -> float:
+    started = time.perf_counter()
+    read()
+    return (time.perf_counter() - started) * 1000
+
+
+def percentile_95(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=20)[18]
+
+
+def side_by_side(store: Read, floor: Read, rounds: int) -> tuple[list[float], list[float]]:
+    for _ in range(3):  # warm: pool connections, plans, caches
+        store()
+        floor()
+    ours: list[float] = []
+    least: list[float] = []
+    for n in range(rounds):
+        # Alternate who goes first, so neither always follows the other's cache effects.
+        first, second = (store, floor) if n % 2 == 0 else (floor, store)
+        a, b = timed(first), timed(second)
+        ours.append(a if first is store else b)
+        least.append(b if first is store else a)
+    return ours, least
+
+
+@contextlib.contextmanager
+def supabase_stores(url: str) -> Iterator[tuple[SupabaseStore, SupabaseStore]]:
+    pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+        url, min_size=4, max_size=8, kwargs={"autocommit": True, "options": "-c TimeZone=UTC"}
+    )
+    standin = PostgrestStandIn(
+        url, SERVICE_KEY, tables=SERVED_TABLES | {data.FLOOR_VIEW}, connection=pool.connection
+    )
+    with pool, mounted(standin, SUPABASE_URL):
+        yield (
+            SupabaseStore(create_supabase_client(SUPABASE_URL, SERVICE_KEY, TIMEOUT_SECONDS)),
+            FloorSupabaseStore(
+                create_supabase_client(SUPABASE_URL, SERVICE_KEY, TIMEOUT_SECONDS)
+            ),
+        )
+
+
+def measure_reads(url: str, sizes: tuple[int, ...], rounds: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    direct = PostgresStore(url, TIMEOUT_SECONDS)
+    direct_floor = FloorPostgresStore(url, TIMEOUT_SECONDS)
+    with supabase_stores(url) as (supabase, supabase_floor):
+        for size in sizes:
+            for case in cases(url, size):
+                pairs: dict[str, tuple[Read, Read]] = {
+                    "postgres": (
+                        lambda c=case: direct.read(c.user, c.query),  # type: ignore[misc]
+                        lambda c=case: direct_floor.floor(c.user, c.floor_query),  # type: ignore[misc]
+                    ),
+                    "supabase": (
+                        lambda c=case: supabase.read(c.user, c.query),  # type: ignore[misc]
+                        lambda c=case: supabase_floor.read(c.user, c.floor_query),  # type: ignore[misc]
+                    ),
+                }
+                for store_name, (store, floor) in pairs.items():
+                    check_same_page(store(), floor(), case)
+                    ours, least = side_by_side(store, floor, rounds)
+                    rows.append({
+                        "size": size, "case": case.name, "store": store_name,
+                        "median": statistics.median(ours), "p95": percentile_95(ours),
+                        "floor": statistics.median(least), "floor_p95": percentile_95(least),
+                    })
+                    print_row(rows, rows[-1], flush=True)
+    direct.close()
+    direct_floor.close()
+    return rows
+
+
+def check_same_page(ours: BatchRead, floor: BatchRead, case: Case) -> None:
+    """The floor is only a floor if it answers the same: the same counters and page size."""
+    assert (ours.batch is None) == (floor.batch is None), case.name
+    if ours.batch is not None and floor.batch is not None:
+        assert ours.batch == floor.batch, case.name
+        assert len(ours.page.contacts) == len(floor.page.contacts), case.name
+        assert ours.page.total == floor.page.total, case.name
+
+
+HEADER = (f"{'size':>9} {'case':<14} {'store':<9} {'median':>8} {'p95':>8} {'floor':>8}"
+          f" {'floor95':>8} {'x floor':>8} {'x 1k':>6}")
+
+
+def print_row(rows: list[dict[str, Any]], row: dict[str, Any], *, flush: bool = False) -> None:
+    if len(rows) == 1:
+        print(HEADER)
+    small = next(
+        r for r in rows if (r["case"], r["store"]) == (row["case"], row["store"])
+    )
+    print(
+        f"{row['size']:>9} {row['case']:<14} {row['store']:<9} {row['median']:>8.2f}"
+        f" {row['p95']:>8.2f} {row['floor']:>8.2f} {row['floor_p95']:>8.2f}"
+        f" {row['median'] / row['floor']:>8.2f} {row['median'] / small['median']:>6.2f}",
+        flush=flush,
+    )
+
+
+def goals(rows: list[dict[str, Any]]) -> list[str]:
+    """Each goal of the issue, as a line saying whether it holds."""
+    lines = []
+    smallest, largest = min(r["size"] for r in rows), max(r["size"] for r in rows)
+    for store in ("postgres", "supabase"):
+        mine = [r for r in rows if r["store"] == store and r["case"] != "deep offset"]
+        worst_floor = max(mine, key=lambda r: r["median"] / r["floor"])
+        ratio = worst_floor["median"] / worst_floor["floor"]
+        lines.append(f"{store}: worst x floor {ratio:.2f} ({worst_floor['case']},"
+                     f" {worst_floor['size']}) {'ok' if ratio <= GOAL else 'MISSED'}")
+        by_case = {(r["case"], r["size"]): r["median"] for r in mine}
+        growth = max(
+            (by_case[c, largest] / by_case[c, smallest], c)
+            for c in {r["case"] for r in mine}
+        )
+        lines.append(f"{store}: worst {largest} vs {smallest} {growth[0]:.2f} ({growth[1]})"
+                     f" {'ok' if growth[0] <= GOAL else 'MISSED'}")
+        cursor = by_case["deep cursor", largest] / by_case["first page", largest]
+        lines.append(f"{store}: deep cursor vs first page at {largest} {cursor:.2f}"
+                     f" {'ok' if cursor <= GOAL else 'MISSED'}")
+    return lines
+
+
+# --- writes ----------------------------------------------------------------------------------
+
+
+_REBOOK = """
+insert into public.call_batch_counters
+  (batch_id, total, pending, queued, in_progress, completed, failed, skipped)
+select %(batch)s, count(*), count(*) filter (where status = 'pending'),
+  count(*) filter (where status = 'queued'), count(*) filter (where status = 'in_progress'),
+  count(*) filter (where status = 'completed'), count(*) filter (where status = 'failed'),
+  count(*) filter (where status = 'skipped')
+from public.campaign_contacts where batch_id = %(batch)s
+"""
+
+
+def write_throughput(url: str, size: int, seconds: float, rounds: int) -> tuple[float, float]:
+    """Status updates per second by 4 writers on one batch, with the counter triggers and
+    without, in alternating rounds. The batch's counters are rebuilt afterwards."""
+    batch = data.batch_id(size)
+    with psycopg.connect(url) as conn:
+        ids = [r[0] for r in conn.execute(
+            "select id from public.campaign_contacts where batch_id = %s", (batch,)
+        ).fetchall()]
+    statuses = [s.value for s in ContactStatus]
+    totals = {True: 0, False: 0}
+    elapsed = {True: 0.0, False: 0.0}
+
+    def writer(seed: int, stop: threading.Event, done: list[int]) -> None:
+        rng = random.Random(seed)
+        count = 0
+        with psycopg.connect(url, autocommit=True) as conn:
+            while not stop.is_set():
+                conn.execute(
+                    "update public.campaign_contacts set status = %s where id = %s",
+                    (rng.choice(statuses), rng.choice(ids)),
+                )
+                count += 1
+        done.append(count)
+
+    with psycopg.connect(url, autocommit=True) as admin:
+        for n in range(rounds * 2):
+            triggers = n % 2 == 0
+            admin.execute(
+                "alter table public.campaign_contacts"
+                f" {'enable' if triggers else 'disable'} trigger call_batch_counters_update"
+            )
+            stop, done = threading.Event(), list[int]()
+            threads = [threading.Thread(target=writer, args=(n * 10 + w, stop, done))
+                       for w in range(4)]
+            started = time.perf_counter()
+            for thread in threads:
+                thread.start()
+            time.sleep(seconds)
+            stop.set()
+            for thread in threads:
+                thread.join()
+            elapsed[triggers] += time.perf_counter() - started
+            totals[triggers] += sum(done)
+        admin.execute("alter table public.campaign_contacts enable trigger all")
+        # The rounds without the trigger left the ledger behind: book the batch afresh.
+        with admin.transaction():
+            admin.execute("delete from public.call_batch_counters where batch_id = %s", (batch,))
+            admin.execute(_REBOOK, {"batch": batch})
+    return totals[True] / elapsed[True], totals[False] / elapsed[False]
+
+
+# --- HTTP ------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def serving(target: str, source: Path, env: dict[str, str]) -> Iterator[int]:
+    port = free_port()
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "functions-framework"), "--target", target,
+         "--source", str(source), "--port", str(port), "--host", "127.0.0.1"],
+        env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            time.sleep(0.2)
+        yield port
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, 15)
+        process.wait(timeout=30)
+
+
+def token() -> str:
+    now = datetime.now(UTC)
+    return jwt.encode(
+        {"sub": str(data.USER), "aud": "authenticated", "role": "authenticated",
+         "iss": f"{SUPABASE_URL}/auth/v1", "iat": now, "exp": now + timedelta(hours=2)},
+        JWT_SECRET, algorithm="HS256",
+    )
+
+
+def poll(port: int, path: str, headers: dict[str, str], seconds: float, clients: int) -> float:
+    """Requests per second answered 200 by ``clients`` keep-alive connections."""
+    stop = threading.Event()
+    counts: list[int] = []
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        count = 0
+        while not stop.is_set():
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            body = response.read()
+            assert response.status == 200, body[:200]
+            count += 1
+        conn.close()
+        counts.append(count)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    time.sleep(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    return sum(counts) / (time.perf_counter() - started)
+
+
+def http_throughput(url: str, size: int, seconds: float, rounds: int) -> tuple[float, float]:
+    path = f"/?batch_id={data.batch_id(size)}"
+    function_env = {
+        "SUPABASE_URL": SUPABASE_URL, "SUPABASE_JWT_SECRET": JWT_SECRET, "DATABASE_URL": url,
+        "DB_TIMEOUT_SECONDS": "10",
+    }
+    bare_env = {"DATABASE_URL": url}
+    ours = bare = 0.0
+    with (
+        serving("calls_batch_get", ROOT / "main.py", function_env) as function_port,
+        serving("bare", ROOT / "bench" / "bare_function.py", bare_env) as bare_port,
+    ):
+        headers = {"Authorization": f"Bearer {token()}"}
+        for port in (function_port, bare_port):  # warm both: pools, imports, caches
+            poll(port, path, headers, 1.0, 8)
+        for _ in range(rounds):
+            ours += poll(function_port, path, headers, seconds, 8)
+            bare += poll(bare_port, path, headers, seconds, 8)
+    return ours / rounds, bare / rounds
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--sizes", default="1000,10000,100000,1000000")
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--write-seconds", type=float, default=3.0)
+    parser.add_argument("--http-seconds", type=float, default=5.0)
+    args = parser.parse_args(argv)
+    sizes = tuple(int(s) for s in args.sizes.split(","))
+
+    print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.platform()}, {os.cpu_count()} CPUs,"
+          f" Python {platform.python_version()}", flush=True)
+    with embedded_postgres() as server:
+        url = create_database(server.url, "bench_scale")
+        apply_migrations(url)
+        started = time.perf_counter()
+        data.load(url, sizes)
+        seconds = time.perf_counter() - started
+        print(f"loaded {sum(sizes):,} contacts in {seconds:.1f} s", flush=True)
+        with psycopg.connect(url) as conn:
+            version = conn.execute("show server_version").fetchone()
+        print(f"PostgreSQL {version[0] if version else '?'}; times in ms\n", flush=True)
+
+        rows = measure_reads(url, sizes, args.rounds)
+        print()
+        for line in goals(rows):
+            print(line)
+
+        middle = sorted(sizes)[len(sizes) // 2]
+        with_triggers, without = write_throughput(url, middle, args.write_seconds, 3)
+        print(f"\nstatus updates, 4 writers, batch of {middle:,}: with triggers"
+              f" {with_triggers:,.0f}/s, without {without:,.0f}/s,"
+              f" ratio {with_triggers / without:.2f} (goal >= 0.5)", flush=True)
+
+        http_size = 100_000 if 100_000 in sizes else middle
+        ours, bare = http_throughput(url, http_size, args.http_seconds, 3)
+        print(f"HTTP, 8 keep-alive clients, first page of {http_size:,}: function {ours:,.0f}"
+              f" req/s, bare function {bare:,.0f} req/s, ratio {ours / bare:.2f} (goal >= 0.8)")
+
+
+if __name__ == "__main__":
+    main()
