@@ -390,7 +390,7 @@ def next_cursor(batch: BatchSeed, status: str | None, last: Mapping[str, Any]) -
     leads to the right page is what the cursor walks test. It notes whether the contact after
     ``last`` shares its created_at."""
     matching = ordered(batch, status)
-    following = matching[matching.index(last) + 1 :]
+    following = matching[[c["id"] for c in matching].index(last["id"]) + 1 :]
     return cursor.encode(
         batch.id,
         None if status is None else ContactStatus(status),
