@@ -55,7 +55,7 @@ select %(batch)s, '+1555' || lpad(g::text, 7, '0'), 'First' || g, 'Last' || (g %
   case when h between 48 and 87 then 'answered' when h between 88 and 94 then 'no_answer' end,
   jsonb_build_object('source', 'csv_upload', 'row', g), 'EST',
   %(created)s + ((g - 1) / %(upload)s) * interval '1 minute'
-from generate_series(1, %(size)s) g, lateral (select (g * 7919 + 13) %% 100 as h) x
+from generate_series(1, %(size)s) g, lateral (select (g::bigint * 7919 + 13) %% 100 as h) x
 """
 
 _FLOOR = f"""
