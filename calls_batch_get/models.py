@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, PlainSerializer
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict
 
 
 class ContactStatus(StrEnum):
@@ -19,18 +19,22 @@ class ContactStatus(StrEnum):
     SKIPPED = "skipped"
 
 
+_NO_OFFSET = timedelta(0)
+
+
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    # Most values arrive in UTC already: leave those as pydantic parsed them.
+    return value if value.utcoffset() == _NO_OFFSET else value.astimezone(UTC)
 
 
 def rfc3339(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-# Both stores hand over timestamps in whatever offset their driver chose; the API speaks UTC "Z".
-UtcDatetime = Annotated[
-    AwareDatetime, AfterValidator(_to_utc), PlainSerializer(rfc3339, return_type=str)
-]
+# Both stores hand over timestamps in whatever offset their driver chose; the API speaks UTC "Z",
+# which is how pydantic writes a datetime whose offset is zero (no serializer of our own to call
+# for every timestamp of every contact).
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 
 
 class _Row(BaseModel):
