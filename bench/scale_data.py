@@ -125,15 +125,20 @@ def load(url: str, sizes: tuple[int, ...]) -> None:
 
 
 def position_at(url: str, size: int, index: int) -> Position:
-    """The ``index``-th contact (0-based, in page order) of the batch of ``size``."""
+    """The ``index``-th contact (0-based, in page order) of the batch of ``size``, as the cursor
+    the API hands out after it describes it (whether the next one shares its created_at)."""
     with psycopg.connect(url) as conn:
-        row = conn.execute(
+        rows = conn.execute(
             "select created_at, id from public.campaign_contacts where batch_id = %s"
-            " order by created_at, id offset %s limit 1",
+            " order by created_at, id offset %s limit 2",
             (batch_id(size), index),
-        ).fetchone()
-    assert row is not None
-    return Position(created_at=row[0], id=row[1])
+        ).fetchall()
+    (created_at, contact_id), *following = rows
+    return Position(
+        created_at=created_at,
+        id=contact_id,
+        tie_follows=bool(following) and following[0][0] == created_at,
+    )
 
 
 @dataclass(frozen=True)
