@@ -75,7 +75,8 @@ def decode(raw: str, batch_id: UUID, status: ContactStatus | None) -> Position:
     except (binascii.Error, ValueError):
         raise CursorError("contact_cursor is not a valid cursor") from None
     payload, digest = data[:-_DIGEST_BYTES], data[-_DIGEST_BYTES:]
-    # base64 leaves spare bits in the last character: only our own spelling of the bytes counts.
+    # base64 may leave spare bits in the last character: only our own spelling of the bytes
+    # counts. (Today's 51 bytes leave none; a change of layout must not open that hole.)
     canonical = base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii") == raw
     if not canonical or len(payload) != _LAYOUT.size:
         raise CursorError("contact_cursor is not a valid cursor")
