@@ -10,9 +10,10 @@ from uuid import UUID
 from flask import Request, Response
 
 from calls_batch_get.auth import TokenVerifier, bearer_token
-from calls_batch_get.errors import ApiError
+from calls_batch_get.errors import ApiError, ErrorCode
 from calls_batch_get.http import (
     Cors,
+    conditional,
     error_response,
     finish,
     json_response,
@@ -53,11 +54,11 @@ class Handler:
         except ApiError as error:
             outcome.error = error.message
             outcome.cause = _cause(error)
-            response = error_response(error.status, error.message)
+            response = error_response(error)
         except Exception as error:  # the caller gets a fixed 500; the log, the type
             outcome.error = "Internal server error"
             outcome.cause = type(error).__name__
-            response = error_response(500, "Internal server error")
+            response = error_response(ApiError(outcome.error))
         finish(response, rid, self._cors.headers(request.headers.get("Origin")))
         self._log(request, response, rid, outcome, time.perf_counter() - started)
         return response
@@ -66,17 +67,21 @@ class Handler:
         if request.method == "OPTIONS":
             return preflight_response()
         if request.method != "GET":
-            raise ApiError("Method not allowed", status=405)
+            raise ApiError("Method not allowed", status=405, code=ErrorCode.METHOD_NOT_ALLOWED)
         token = bearer_token(request.headers.get("Authorization"))
         caller = self._verifier.get().verify(token)
         outcome.user_id = caller.user_id
         query = parse_query(request.args)
         read = self._store.get().read(caller.user_id, query)
         if read.agency_id is None:
-            raise ApiError("User is not associated with an agency", status=403)
+            raise ApiError(
+                "User is not associated with an agency", status=403, code=ErrorCode.NO_AGENCY
+            )
         if read.batch is None:
-            raise ApiError("Batch not found", status=404)
-        return json_response(200, _detail(read, query).model_dump_json())
+            raise ApiError("Batch not found", status=404, code=ErrorCode.BATCH_NOT_FOUND)
+        return conditional(
+            json_response(200, _detail(read, query).model_dump_json()), request.if_none_match
+        )
 
     def _log(
         self, request: Request, response: Response, rid: str, outcome: _Outcome, seconds: float

@@ -10,7 +10,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict
 from werkzeug.datastructures import MultiDict
 
-from calls_batch_get.errors import ApiError
+from calls_batch_get.errors import ApiError, ErrorCode, ParameterErrorBody
 from calls_batch_get.models import ContactStatus
 
 DEFAULT_LIMIT = 50
@@ -26,9 +26,17 @@ T = TypeVar("T")
 
 
 class ParamError(ApiError):
-    """A query parameter is missing or malformed (400); the message names it."""
+    """A query parameter is missing or malformed (400); the message and ``parameter`` name it."""
 
     status = 400
+    code = ErrorCode.INVALID_PARAMETER
+
+    def __init__(self, message: str, *, parameter: str) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+    def body(self) -> ParameterErrorBody:
+        return ParameterErrorBody(error=self.message, code=self.code, parameter=self.parameter)
 
 
 class BatchQuery(BaseModel):
@@ -43,15 +51,15 @@ class BatchQuery(BaseModel):
 def _single(args: MultiDict[str, str], name: str) -> str | None:
     values = args.getlist(name)
     if len(values) > 1:
-        raise ParamError(f"{name} query parameter is given more than once")
+        raise ParamError(f"{name} query parameter is given more than once", parameter=name)
     return values[0] if values else None
 
 
 def _batch_id(raw: str | None) -> UUID:
     if raw is None or raw == "":
-        raise ParamError("batch_id query parameter is required")
+        raise ParamError("batch_id query parameter is required", parameter="batch_id")
     if not _UUID.fullmatch(raw):
-        raise ParamError("batch_id must be a UUID")
+        raise ParamError("batch_id must be a UUID", parameter="batch_id")
     return UUID(raw)
 
 
@@ -60,28 +68,32 @@ def _contact_status(raw: str) -> ContactStatus:
         return ContactStatus(raw)
     except ValueError:
         allowed = ", ".join(s.value for s in ContactStatus)
-        raise ParamError(f"contact_status must be one of: {allowed}") from None
+        raise ParamError(
+            f"contact_status must be one of: {allowed}", parameter="contact_status"
+        ) from None
 
 
 def _integer(name: str, raw: str) -> int:
     if not _INTEGER.fullmatch(raw):
-        raise ParamError(f"{name} must be an integer")
+        raise ParamError(f"{name} must be an integer", parameter=name)
     return int(raw)
 
 
 def _limit(raw: str) -> int:
     value = _integer("contact_limit", raw)
     if value < 1:
-        raise ParamError("contact_limit must be at least 1")
+        raise ParamError("contact_limit must be at least 1", parameter="contact_limit")
     return min(value, MAX_LIMIT)
 
 
 def _offset(raw: str) -> int:
     value = _integer("contact_offset", raw)
     if value < 0:
-        raise ParamError("contact_offset must be at least 0")
+        raise ParamError("contact_offset must be at least 0", parameter="contact_offset")
     if value > MAX_OFFSET:
-        raise ParamError(f"contact_offset must be at most {MAX_OFFSET}")
+        raise ParamError(
+            f"contact_offset must be at most {MAX_OFFSET}", parameter="contact_offset"
+        )
     return value
 
 

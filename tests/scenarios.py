@@ -400,16 +400,18 @@ def expected_page(
     }
 
 
-def error(message: str) -> dict[str, Any]:
-    return {"error": message}
+def error(message: str, code: str, **extra: str) -> dict[str, Any]:
+    return {"error": message, "code": code, **extra}
 
 
 # --- the scenarios ------------------------------------------------------------------------------
 
-NOT_FOUND = error("Batch not found")
-NO_AGENCY = error("User is not associated with an agency")
+NOT_FOUND = error("Batch not found", "batch_not_found")
+NO_AGENCY = error("User is not associated with an agency", "no_agency")
 BAD_STATUS = error(
-    "contact_status must be one of: pending, queued, in_progress, completed, failed, skipped"
+    "contact_status must be one of: pending, queued, in_progress, completed, failed, skipped",
+    "invalid_parameter",
+    parameter="contact_status",
 )
 
 

@@ -96,7 +96,9 @@ def test_dev_runner_serves_demo_data_and_stops_cleanly(stop_signal: signal.Signa
         assert body["contact_pagination"]["has_more"] is True
 
         response = httpx.get(other["url"], headers=headers, timeout=10)
-        assert (response.status_code, response.json()) == (404, {"error": "Batch not found"})
+        assert (response.status_code, response.json()) == (
+            404, {"error": "Batch not found", "code": "batch_not_found"}
+        )
         assert processes_using(data_dir), "the embedded server is not where it says"
 
         runner.process.send_signal(stop_signal)

@@ -19,6 +19,9 @@ def error_of(*pairs: tuple[str, str]) -> str:
     with pytest.raises(ParamError) as caught:
         parse(*pairs)
     assert caught.value.status == 400
+    # Every message leads with the parameter the body's "parameter" names.
+    assert caught.value.message.split()[0] == caught.value.parameter
+    assert caught.value.body().parameter == caught.value.parameter
     return caught.value.message
 
 
