@@ -25,6 +25,7 @@ from calls_batch_get.log import severity
 from calls_batch_get.models import BatchDetail, ContactPagination
 from calls_batch_get.params import BatchQuery, parse_query
 from calls_batch_get.store import BatchRead, Store
+from calls_batch_get.trace import http_request_field, trace_fields
 
 
 @dataclass
@@ -38,12 +39,18 @@ class _Outcome:
 
 class Handler:
     def __init__(
-        self, cors: Cors, verifier: Lazy[TokenVerifier], store: Lazy[Store], logger: logging.Logger
+        self,
+        cors: Cors,
+        verifier: Lazy[TokenVerifier],
+        store: Lazy[Store],
+        logger: logging.Logger,
+        project: str | None = None,
     ) -> None:
         self._cors = cors
         self._verifier = verifier
         self._store = store
         self._logger = logger
+        self._project = project
 
     def __call__(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -97,6 +104,8 @@ class Handler:
             fields["error"] = outcome.error
         if outcome.cause is not None:
             fields["cause"] = outcome.cause
+        fields["httpRequest"] = http_request_field(request, response, seconds)
+        fields.update(trace_fields(request, self._project))
         self._logger.log(
             severity(response.status_code),
             "%s %s",

@@ -521,6 +521,55 @@ def test_log_line_of_a_500_names_the_cause_type_not_its_text(
     assert line["cause"] == "httpx.ReadTimeout"
 
 
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+@pytest.mark.parametrize(
+    ("headers", "span"),
+    [
+        ({"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01"}, "00f067aa0ba902b7"),
+        ({"X-Cloud-Trace-Context": f"{TRACE_ID}/255;o=1"}, "00000000000000ff"),
+    ],
+    ids=["traceparent", "x-cloud-trace-context"],
+)
+def test_log_line_is_filed_under_its_trace_with_an_http_request(
+    make_app: AppFactory,
+    auth: dict[str, str],
+    rest: respx.MockRouter,
+    log_lines: LogLines,
+    headers: dict[str, str],
+    span: str,
+) -> None:
+    client = make_app(GOOGLE_CLOUD_PROJECT="my-project")
+    serve(rest)
+    client.get(
+        f"/calls?batch_id={BATCH}&contact_limit=3",
+        headers={**auth, **headers, "User-Agent": "batch-screen/1.0"},
+    )
+    (line,) = log_lines()
+    assert line["logging.googleapis.com/trace"] == f"projects/my-project/traces/{TRACE_ID}"
+    assert line["logging.googleapis.com/spanId"] == span
+    assert line["logging.googleapis.com/trace_sampled"] is True
+    request = line["httpRequest"]
+    assert request["requestMethod"] == "GET"
+    assert request["status"] == 200
+    assert request["userAgent"] == "batch-screen/1.0"
+    assert re.fullmatch(r"[0-9]+\.[0-9]{6}s", request["latency"])
+    assert request["requestUrl"] == "/calls", "the query string stays out of the log"
+    assert int(request["responseSize"]) > 0
+
+
+def test_no_trace_fields_without_a_project_or_a_trace_header(
+    make_app: AppFactory, log_lines: LogLines
+) -> None:
+    traced = {"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01"}
+    make_app().get("/", headers=traced)
+    make_app(GOOGLE_CLOUD_PROJECT="my-project").get("/")
+    for line in log_lines():
+        assert not [key for key in line if key.startswith("logging.googleapis.com/")]
+        assert line["httpRequest"]["status"] == 401
+
+
 # --- start-up ----------------------------------------------------------------------------------
 
 
