@@ -88,7 +88,7 @@ def pins() -> dict[NormalizedName, str]:
 
 def deploy_environment(extra: str = "") -> dict[str, str]:
     return {
-        **default_environment(),
+        **{key: str(value) for key, value in default_environment().items()},
         "python_version": DEPLOY_PYTHON,
         "python_full_version": f"{DEPLOY_PYTHON}.0",
         "sys_platform": "linux",
