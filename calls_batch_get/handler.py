@@ -125,6 +125,7 @@ def _detail(read: BatchRead, query: BatchQuery) -> BatchDetail:
             total=read.page.total,
             limit=query.limit,
             offset=query.offset,
+            next_cursor=None,
             has_more=query.offset + len(contacts) < read.page.total,
         ),
     )

@@ -7,7 +7,14 @@ from enum import StrEnum
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    PlainSerializer,
+    WithJsonSchema,
+)
 
 
 class ContactStatus(StrEnum):
@@ -29,7 +36,11 @@ def _rfc3339(value: datetime) -> str:
 
 # Both stores hand over timestamps in whatever offset their driver chose; the API speaks UTC "Z".
 UtcDatetime = Annotated[
-    AwareDatetime, AfterValidator(_to_utc), PlainSerializer(_rfc3339, return_type=str)
+    AwareDatetime,
+    AfterValidator(_to_utc),
+    PlainSerializer(_rfc3339, return_type=str),
+    # The serializer returns a plain str; the contract (openapi.yaml) says which kind.
+    WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
 
 
@@ -92,7 +103,8 @@ CONTACT_COLUMNS: tuple[str, ...] = tuple(Contact.model_fields)
 class ContactPagination(BaseModel):
     total: int
     limit: int
-    offset: int
+    offset: int | None
+    next_cursor: str | None
     has_more: bool
 
 

@@ -395,6 +395,7 @@ def expected_page(
             "total": len(matching),
             "limit": limit,
             "offset": offset,
+            "next_cursor": None,
             "has_more": offset + len(page) < len(matching),
         },
     }
@@ -488,7 +489,9 @@ SPEC_BODY: dict[str, Any] = {
             "created_at": "2025-01-15T10:30:00.000001Z",
         },
     ],
-    "contact_pagination": {"total": 2, "limit": 50, "offset": 0, "has_more": False},
+    "contact_pagination": {
+        "total": 2, "limit": 50, "offset": 0, "next_cursor": None, "has_more": False
+    },
 }
 
 SCENARIOS: tuple[Scenario, ...] = (

@@ -121,7 +121,9 @@ def test_200_returns_batch_contacts_and_pagination_as_specified(
                 created_at="2025-01-15T10:30:00Z",
             )
         ],
-        "contact_pagination": {"total": 1000, "limit": 50, "offset": 0, "has_more": True},
+        "contact_pagination": {
+            "total": 1000, "limit": 50, "offset": 0, "next_cursor": None, "has_more": True
+        },
     }
     # progress_percentage is a JSON number even when it is whole
     assert b'"progress_percentage":41.0' in response.data
@@ -152,7 +154,7 @@ def test_200_offset_past_the_end_is_an_empty_page(
     assert response.status_code == 200
     assert response.get_json()["contacts"] == []
     assert response.get_json()["contact_pagination"] == {
-        "total": 12, "limit": 50, "offset": 900, "has_more": False
+        "total": 12, "limit": 50, "offset": 900, "next_cursor": None, "has_more": False
     }
 
 
