@@ -19,8 +19,11 @@ MAX_LIMIT = 200
 MAX_OFFSET = 2_147_483_647
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-# Twenty digits is past MAX_OFFSET yet short enough that int() never meets Python's digit limit.
-_INTEGER = re.compile(r"-?[0-9]{1,20}")
+_INTEGER = re.compile(r"-?[0-9]+")
+# Past MAX_OFFSET and every limit, yet short enough that int() never meets Python's digit limit:
+# a longer integer is still one (a huge limit is clamped), only too big to need its exact value.
+_EXACT_DIGITS = 20
+_HUGE: int = 10**_EXACT_DIGITS
 
 T = TypeVar("T")
 
@@ -76,6 +79,8 @@ def _contact_status(raw: str) -> ContactStatus:
 def _integer(name: str, raw: str) -> int:
     if not _INTEGER.fullmatch(raw):
         raise ParamError(f"{name} must be an integer", parameter=name)
+    if len(raw.lstrip("-").lstrip("0")) > _EXACT_DIGITS:
+        return -_HUGE if raw.startswith("-") else _HUGE
     return int(raw)
 
 
