@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
+from calls_batch_get.store.postgres import DEFAULT_MAX_CONNECTIONS
 from scripts.lock import DEPLOY_PYTHON, REQUIREMENTS, project_dependencies
 from tests.conftest import ROOT
 
@@ -136,6 +138,45 @@ def test_requirements_pin_what_the_suite_runs_on() -> None:
 
 def test_requirements_name_the_web_stack_the_code_imports() -> None:
     assert {"flask", "werkzeug", "functions-framework"} <= set(pins())
+
+
+# --- the deploy recipe in the README ------------------------------------------------------------
+
+# The smallest Supabase compute's transaction-pooler client limit.
+POOLER_CLIENT_LIMIT = 200
+
+
+def deploy_commands() -> list[str]:
+    """The README's gcloud deploy commands, continuation lines joined."""
+    text = (ROOT / "README.md").read_text().replace("\\\n", " ")
+    return [line for line in text.splitlines() if line.startswith(("gcloud functions deploy",
+                                                                   "gcloud run deploy"))]
+
+
+def flag(command: str, name: str) -> str:
+    (value,) = re.findall(rf"--{name}=(\S+)", command)
+    return value
+
+
+def test_the_deploy_recipe_matches_the_code() -> None:
+    functions, run = deploy_commands()
+    runtime = f"python{DEPLOY_PYTHON.replace('.', '')}"
+    assert flag(functions, "runtime") == runtime
+    assert flag(run, "base-image") == runtime
+    assert "--gen2" in functions
+    for command in (functions, run):
+        assert flag(command, "entry-point" if command is functions else "function") == (
+            "calls_batch_get"
+        )
+        max_instances = int(flag(command, "max-instances"))
+        assert max_instances * DEFAULT_MAX_CONNECTIONS < POOLER_CLIENT_LIMIT
+        threads = re.search(r"THREADS=([0-9]+)", command)
+        assert threads
+        assert threads[1] == flag(command, "concurrency")
+        for secret in flag(command, "set-secrets").split(","):
+            assert re.fullmatch(r"[A-Z_]+=[a-z-]+:[0-9]+", secret), "pinned to a version"
+        assert "GOOGLE_CLOUD_PROJECT=" in command
+        assert flag(command, "service-account")
 
 
 # --- the scripts' own needs -----------------------------------------------------------------------
