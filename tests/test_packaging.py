@@ -154,7 +154,8 @@ def deploy_commands() -> list[str]:
 
 
 def flag(command: str, name: str) -> str:
-    (value,) = re.findall(rf"--{name}=(\S+)", command)
+    values: list[str] = re.findall(rf"--{name}=(\S+)", command)
+    (value,) = values
     return value
 
 
