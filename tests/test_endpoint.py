@@ -221,15 +221,19 @@ def test_if_none_match_never_hides_an_error(
     assert error(get(client, **{"If-None-Match": "*"}), 401, "missing_token")
 
 
-def test_preflight_lets_a_page_send_if_none_match_and_read_the_etag(client: FlaskClient) -> None:
-    response = client.options(
+def preflight(client: FlaskClient, request_headers: str) -> TestResponse:
+    return client.options(
         "/",
         headers={
             "Origin": "https://app.example.com",
             "Access-Control-Request-Method": "GET",
-            "Access-Control-Request-Headers": "authorization, if-none-match",
+            "Access-Control-Request-Headers": request_headers,
         },
     )
+
+
+def test_preflight_lets_a_page_send_if_none_match_and_read_the_etag(client: FlaskClient) -> None:
+    response = preflight(client, "authorization, if-none-match")
     allowed = {h.strip() for h in response.headers["Access-Control-Allow-Headers"].split(",")}
     assert {"authorization", "if-none-match"} <= allowed
     assert "ETag" in response.headers["Access-Control-Expose-Headers"].split(", ")
@@ -239,14 +243,7 @@ def test_preflight_lets_a_page_send_if_none_match_and_read_the_etag(client: Flas
 
 
 def test_options_preflight_is_204_without_token(client: FlaskClient) -> None:
-    response = client.options(
-        "/",
-        headers={
-            "Origin": "https://app.example.com",
-            "Access-Control-Request-Method": "GET",
-            "Access-Control-Request-Headers": "authorization, x-client-info, apikey",
-        },
-    )
+    response = preflight(client, "authorization, x-client-info, apikey")
     assert response.status_code == 204
     assert response.data == b""
     assert "Content-Type" not in response.headers
