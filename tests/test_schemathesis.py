@@ -90,7 +90,10 @@ def test_schemathesis_finds_nothing(
         "--no-color",
         "--report", "ndjson", "--report-ndjson-path", str(report),
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=280, check=False)
+    # In tmp_path: schemathesis keeps a cache of what it found in its working directory.
+    result = subprocess.run(
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=280, check=False
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "No issues found" in output, output
