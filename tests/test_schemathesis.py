@@ -10,16 +10,13 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from urllib.error import HTTPError
-from urllib.parse import urlencode
-from urllib.request import Request, urlopen
 
 import pytest
 import yaml
 
 from tests.live import LiveFunction, live_function  # noqa: F401 - the fixture
 from tests.scenarios import BIG_BATCH, MAIN_BATCH, MISSING_BATCH, OTHER_AGENCY_BATCH, USER_A
-from tests.test_openapi import OPENAPI, load
+from tests.test_openapi import load
 from tests.tokens import TokenFactory
 
 # Per operation; with the coverage phase's boundary cases, some 400 requests per store.
@@ -35,24 +32,12 @@ values = {batches}
 """
 
 
-def supports_cursor(url: str, token: str) -> bool:
-    """Whether this build pages by cursor yet (the scale work): a malformed cursor is then a
-    400 naming it, else the parameter is ignored like any unknown one."""
-    # urllib, not httpx: respx holds httpx in this process while the stand-in is mounted.
-    query = urlencode({"batch_id": str(MAIN_BATCH.id), "contact_cursor": "!"})
-    request = Request(f"{url}/?{query}", headers={"Authorization": f"Bearer {token}"})
-    try:
-        with urlopen(request, timeout=20):
-            return False
-    except HTTPError as error:
-        return error.code == 400 and json.load(error).get("parameter") == "contact_cursor"
-
-
-def schema_for(url: str, token: str, folder: Path) -> Path:
-    """openapi.yaml as it is, less contact_cursor while the build does not implement it (its
-    negative cases would otherwise be answered 200, as an unknown parameter is)."""
-    if supports_cursor(url, token):
-        return OPENAPI
+def fuzzed_schema(folder: Path) -> Path:
+    """openapi.yaml less contact_cursor. A cursor is valid only for the batch and filter it was
+    issued for, and never with contact_offset, which no OpenAPI document can say: schemathesis
+    would take every pattern-valid cursor it makes up for valid data, and fail the function for
+    refusing it. The cursor's own tests (the scale work's) cover it; its next_cursor in the 200
+    bodies is still checked here against the response schema."""
     document = load()
     operation = document["paths"]["/"]["get"]
     operation["parameters"] = [p for p in operation["parameters"] if p["name"] != "contact_cursor"]
@@ -76,7 +61,7 @@ def test_schemathesis_finds_nothing(
     report = tmp_path / "report.ndjson"
     command = [
         sys.executable, "-m", "schemathesis.cli", "--config-file", str(config),
-        "run", str(schema_for(live_function.url, token, tmp_path)),
+        "run", str(fuzzed_schema(tmp_path)),
         "--url", live_function.url,
         "--header", f"Authorization: Bearer {token}",
         "--checks", "all",
