@@ -19,9 +19,8 @@ from scripts.browser import CHROMIUM, chromium
 from scripts.dev import SCREEN, screen_server
 from tests.conftest import AppFactory
 from tests.database import Seeder
-from tests.live import serving
+from tests.live import end_app_sessions, serving
 from tests.scenarios import BIG_BATCH, USER_A, counters, ordered, seed
-from tests.test_scenarios import _end_app_sessions
 from tests.tokens import TokenFactory
 
 POLL_MS = 400
@@ -49,7 +48,7 @@ def screen(db: Seeder, database_url: str, make_app: AppFactory) -> Iterator[Scre
     app = make_app(DATABASE_URL=database_url).application
     with serving(app) as api_url, screen_server(0) as files:
         yield Screen(f"http://127.0.0.1:{files.server_address[1]}/{SCREEN}", f"{api_url}/")
-    _end_app_sessions(database_url)
+    end_app_sessions(database_url)
 
 
 @pytest.fixture
