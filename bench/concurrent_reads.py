@@ -5,7 +5,7 @@ from a Cloud Functions region to Supabase). The same SupabaseStore runs with its
 with a single worker (which sends the same three reads in sequence); rounds alternate so that
 machine noise hits both alike. Prints the latencies and their ratio.
 
-    .venv/bin/python bench/concurrent_reads.py [--rounds 40] [--delay-ms 25]
+    .venv/bin/python -m bench.concurrent_reads [--rounds 40] [--delay-ms 25]
 """
 
 from __future__ import annotations

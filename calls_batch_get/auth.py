@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -16,7 +17,7 @@ from jwt import (
 )
 from jwt.exceptions import InvalidSubjectError
 
-from calls_batch_get.errors import ApiError
+from calls_batch_get.errors import ApiError, ErrorCode
 from calls_batch_get.settings import Settings
 
 ASYMMETRIC_ALGORITHMS = frozenset({"ES256", "RS256"})
@@ -27,16 +28,32 @@ LEEWAY_SECONDS = 30
 JWKS_REFRESH_COOLDOWN_SECONDS = 30.0
 JWKS_LIFESPAN_SECONDS = 600.0
 JWKS_FETCH_TIMEOUT_SECONDS = 5.0
+REALM = "calls-batch-get"
+# RFC 6750's error_description: printable ASCII without a double quote or a backslash.
+_DESCRIPTION_UNSAFE = re.compile(r'[^\x20-\x21\x23-\x5b\x5d-\x7e]')
 
 
 class AuthError(ApiError):
     """The caller is not authenticated (401). The message never echoes the token."""
 
     status = 401
+    code = ErrorCode.INVALID_TOKEN
+
+    def headers(self) -> dict[str, str]:
+        # RFC 6750 §3.1: no error attribute when no bearer token was sent at all.
+        if self.code is ErrorCode.MISSING_TOKEN:
+            return {"WWW-Authenticate": f'Bearer realm="{REALM}"'}
+        description = _DESCRIPTION_UNSAFE.sub("", self.message)
+        return {
+            "WWW-Authenticate": f'Bearer realm="{REALM}", error="invalid_token", '
+            f'error_description="{description}"'
+        }
 
 
 class KeyServiceError(ApiError):
     """The key set could not be fetched (500): our dependency's outage must not log users out."""
+
+    code = ErrorCode.AUTH_UNAVAILABLE
 
 
 @dataclass(frozen=True)
@@ -46,10 +63,12 @@ class Caller:
 
 def bearer_token(authorization: str | None) -> str:
     if authorization is None or not authorization.strip():
-        raise AuthError("Missing authorization header")
+        raise AuthError("Missing authorization header", code=ErrorCode.MISSING_TOKEN)
     scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise AuthError("Authorization header must be 'Bearer <token>'")
+        raise AuthError(
+            "Authorization header must be 'Bearer <token>'", code=ErrorCode.MISSING_TOKEN
+        )
     return token.strip()
 
 
@@ -125,7 +144,12 @@ class TokenVerifier:
                 options={"require": ["exp", "sub", "aud", "iss"]},
             )
         except jwt.InvalidTokenError as error:
-            raise AuthError(_describe(error)) from None
+            code = (
+                ErrorCode.TOKEN_EXPIRED
+                if isinstance(error, jwt.ExpiredSignatureError)
+                else ErrorCode.INVALID_TOKEN
+            )
+            raise AuthError(_describe(error), code=code) from None
         return Caller(user_id=_user_id(claims.get("sub")))
 
     def _key_for(self, algorithm: object, kid: object) -> str | PyJWK:

@@ -12,9 +12,10 @@ from flask import Request, Response
 from calls_batch_get import cursor
 from calls_batch_get.auth import TokenVerifier, bearer_token
 from calls_batch_get.cursor import Position
-from calls_batch_get.errors import ApiError
+from calls_batch_get.errors import ApiError, ErrorCode
 from calls_batch_get.http import (
     Cors,
+    conditional,
     error_response,
     finish,
     json_response,
@@ -26,6 +27,7 @@ from calls_batch_get.log import severity
 from calls_batch_get.models import BatchDetail, ContactPagination
 from calls_batch_get.params import BatchQuery, parse_query
 from calls_batch_get.store import BatchRead, Store
+from calls_batch_get.trace import http_request_field, trace_fields
 
 
 @dataclass
@@ -39,12 +41,18 @@ class _Outcome:
 
 class Handler:
     def __init__(
-        self, cors: Cors, verifier: Lazy[TokenVerifier], store: Lazy[Store], logger: logging.Logger
+        self,
+        cors: Cors,
+        verifier: Lazy[TokenVerifier],
+        store: Lazy[Store],
+        logger: logging.Logger,
+        project: str | None = None,
     ) -> None:
         self._cors = cors
         self._verifier = verifier
         self._store = store
         self._logger = logger
+        self._project = project
 
     def __call__(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -55,11 +63,11 @@ class Handler:
         except ApiError as error:
             outcome.error = error.message
             outcome.cause = _cause(error)
-            response = error_response(error.status, error.message)
+            response = error_response(error)
         except Exception as error:  # the caller gets a fixed 500; the log, the type
             outcome.error = "Internal server error"
             outcome.cause = type(error).__name__
-            response = error_response(500, "Internal server error")
+            response = error_response(ApiError(outcome.error))
         finish(response, rid, self._cors.headers(request.headers.get("Origin")))
         self._log(request, response, rid, outcome, time.perf_counter() - started)
         return response
@@ -68,17 +76,21 @@ class Handler:
         if request.method == "OPTIONS":
             return preflight_response()
         if request.method != "GET":
-            raise ApiError("Method not allowed", status=405)
+            raise ApiError("Method not allowed", status=405, code=ErrorCode.METHOD_NOT_ALLOWED)
         token = bearer_token(request.headers.get("Authorization"))
         caller = self._verifier.get().verify(token)
         outcome.user_id = caller.user_id
         query = parse_query(request.args)
         read = self._store.get().read(caller.user_id, query)
         if read.agency_id is None:
-            raise ApiError("User is not associated with an agency", status=403)
+            raise ApiError(
+                "User is not associated with an agency", status=403, code=ErrorCode.NO_AGENCY
+            )
         if read.batch is None:
-            raise ApiError("Batch not found", status=404)
-        return json_response(200, _detail(read, query).model_dump_json())
+            raise ApiError("Batch not found", status=404, code=ErrorCode.BATCH_NOT_FOUND)
+        return conditional(
+            json_response(200, _detail(read, query).model_dump_json()), request.if_none_match
+        )
 
     def _log(
         self, request: Request, response: Response, rid: str, outcome: _Outcome, seconds: float
@@ -94,6 +106,8 @@ class Handler:
             fields["error"] = outcome.error
         if outcome.cause is not None:
             fields["cause"] = outcome.cause
+        fields["httpRequest"] = http_request_field(request, response, seconds)
+        fields.update(trace_fields(request, self._project))
         self._logger.log(
             severity(response.status_code),
             "%s %s",

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-import json
+import base64
+import hashlib
 import re
 import uuid
 
 from flask import Response
+from werkzeug.datastructures import ETags
+
+from calls_batch_get.errors import ApiError
 
 ALLOWED_METHODS = "GET, OPTIONS"
-# Supabase's client headers plus our request id and the trace context browsers may send.
+# Supabase's client headers plus our request id, the trace context browsers may send, and the
+# ETag a polling page sends back.
 ALLOWED_HEADERS = (
     "authorization, x-client-info, apikey, content-type, x-request-id, "
-    "traceparent, tracestate, baggage"
+    "traceparent, tracestate, baggage, if-none-match"
 )
+# A page quotes the request id in a bug report and keeps the ETag for its next poll.
+EXPOSED_HEADERS = "X-Request-Id, ETag"
 PREFLIGHT_MAX_AGE_SECONDS = "3600"
 # What we accept back as a caller's request id: enough for UUIDs, ULIDs and trace ids,
 # nothing that could forge a log line or a header.
@@ -32,7 +39,7 @@ class Cors:
         self._allowed = frozenset(allowed_origins)
 
     def headers(self, origin: str | None) -> dict[str, str]:
-        headers = {"Access-Control-Expose-Headers": "X-Request-Id"}
+        headers = {"Access-Control-Expose-Headers": EXPOSED_HEADERS}
         if self._any:
             headers["Access-Control-Allow-Origin"] = "*"
             return headers
@@ -47,17 +54,39 @@ def json_response(status: int, body: str) -> Response:
     return Response(body, status=status, mimetype="application/json")
 
 
-def error_response(status: int, message: str) -> Response:
-    response = json_response(status, json.dumps({"error": message}, separators=(",", ":")))
-    if status == 405:
+def error_response(error: ApiError) -> Response:
+    response = json_response(error.status, error.body().model_dump_json())
+    response.headers.update(error.headers())
+    if error.status == 405:
         response.headers["Allow"] = ALLOWED_METHODS
     return response
 
 
-def preflight_response() -> Response:
-    response = Response(status=204)
-    # Flask gives every response a text/html type; an empty 204 has no body to describe.
+def strong_etag(body: bytes) -> str:
+    """A strong validator of exactly these bytes: two bodies share it only if they are equal."""
+    digest = hashlib.sha256(body).digest()[:16]
+    return '"' + base64.urlsafe_b64encode(digest).rstrip(b"=").decode() + '"'
+
+
+def conditional(response: Response, if_none_match: ETags) -> Response:
+    """Tags a 200 and answers 304 instead when the caller already holds that body: If-None-Match
+    uses the weak comparison (RFC 9110 §13.1.2), so a W/ tag matches, and so does '*'."""
+    etag = strong_etag(response.get_data())
+    if if_none_match.contains_weak(etag.strip('"')):
+        response = _empty(304)
+    response.headers["ETag"] = etag
+    return response
+
+
+def _empty(status: int) -> Response:
+    response = Response(status=status)
+    # Flask gives every response a text/html type; an empty answer has no body to describe.
     del response.headers["Content-Type"]
+    return response
+
+
+def preflight_response() -> Response:
+    response = _empty(204)
     response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
     response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
     response.headers["Access-Control-Max-Age"] = PREFLIGHT_MAX_AGE_SECONDS

@@ -34,4 +34,5 @@ def create_handler(settings: Settings) -> Handler:
         verifier=Lazy(lambda: TokenVerifier(settings)),
         store=Lazy(lambda: create_store(settings)),
         logger=configure(settings.log_level),
+        project=settings.google_cloud_project,
     )

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from werkzeug.datastructures import MultiDict
 
 from calls_batch_get.cursor import CursorError, Position, decode
-from calls_batch_get.errors import ApiError
+from calls_batch_get.errors import ApiError, ErrorCode, ParameterErrorBody
 from calls_batch_get.models import ContactStatus
 
 DEFAULT_LIMIT = 50
@@ -20,16 +20,27 @@ MAX_LIMIT = 200
 MAX_OFFSET = 2_147_483_647
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-# Twenty digits is past MAX_OFFSET yet short enough that int() never meets Python's digit limit.
-_INTEGER = re.compile(r"-?[0-9]{1,20}")
+_INTEGER = re.compile(r"-?[0-9]+")
+# Past MAX_OFFSET and every limit, yet short enough that int() never meets Python's digit limit:
+# a longer integer is still one (a huge limit is clamped), only too big to need its exact value.
+_EXACT_DIGITS = 20
+_HUGE: int = 10**_EXACT_DIGITS
 
 T = TypeVar("T")
 
 
 class ParamError(ApiError):
-    """A query parameter is missing or malformed (400); the message names it."""
+    """A query parameter is missing or malformed (400); the message and ``parameter`` name it."""
 
     status = 400
+    code = ErrorCode.INVALID_PARAMETER
+
+    def __init__(self, message: str, *, parameter: str) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+    def body(self) -> ParameterErrorBody:
+        return ParameterErrorBody(error=self.message, code=self.code, parameter=self.parameter)
 
 
 class BatchQuery(BaseModel):
@@ -46,15 +57,15 @@ class BatchQuery(BaseModel):
 def _single(args: MultiDict[str, str], name: str) -> str | None:
     values = args.getlist(name)
     if len(values) > 1:
-        raise ParamError(f"{name} query parameter is given more than once")
+        raise ParamError(f"{name} query parameter is given more than once", parameter=name)
     return values[0] if values else None
 
 
 def _batch_id(raw: str | None) -> UUID:
     if raw is None or raw == "":
-        raise ParamError("batch_id query parameter is required")
+        raise ParamError("batch_id query parameter is required", parameter="batch_id")
     if not _UUID.fullmatch(raw):
-        raise ParamError("batch_id must be a UUID")
+        raise ParamError("batch_id must be a UUID", parameter="batch_id")
     return UUID(raw)
 
 
@@ -63,28 +74,34 @@ def _contact_status(raw: str) -> ContactStatus:
         return ContactStatus(raw)
     except ValueError:
         allowed = ", ".join(s.value for s in ContactStatus)
-        raise ParamError(f"contact_status must be one of: {allowed}") from None
+        raise ParamError(
+            f"contact_status must be one of: {allowed}", parameter="contact_status"
+        ) from None
 
 
 def _integer(name: str, raw: str) -> int:
     if not _INTEGER.fullmatch(raw):
-        raise ParamError(f"{name} must be an integer")
+        raise ParamError(f"{name} must be an integer", parameter=name)
+    if len(raw.lstrip("-").lstrip("0")) > _EXACT_DIGITS:
+        return -_HUGE if raw.startswith("-") else _HUGE
     return int(raw)
 
 
 def _limit(raw: str) -> int:
     value = _integer("contact_limit", raw)
     if value < 1:
-        raise ParamError("contact_limit must be at least 1")
+        raise ParamError("contact_limit must be at least 1", parameter="contact_limit")
     return min(value, MAX_LIMIT)
 
 
 def _offset(raw: str) -> int:
     value = _integer("contact_offset", raw)
     if value < 0:
-        raise ParamError("contact_offset must be at least 0")
+        raise ParamError("contact_offset must be at least 0", parameter="contact_offset")
     if value > MAX_OFFSET:
-        raise ParamError(f"contact_offset must be at most {MAX_OFFSET}")
+        raise ParamError(
+            f"contact_offset must be at most {MAX_OFFSET}", parameter="contact_offset"
+        )
     return value
 
 
@@ -101,11 +118,13 @@ def _cursor(
     if raw is None:
         return None
     if offset_given:
-        raise ParamError("contact_cursor cannot be combined with contact_offset")
+        raise ParamError(
+            "contact_cursor cannot be combined with contact_offset", parameter="contact_cursor"
+        )
     try:
         return decode(raw, batch_id, status)
     except CursorError as error:
-        raise ParamError(str(error)) from None
+        raise ParamError(str(error), parameter="contact_cursor") from None
 
 
 def parse_query(args: MultiDict[str, str]) -> BatchQuery:

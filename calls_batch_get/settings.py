@@ -29,6 +29,8 @@ class Settings(BaseModel):
     cors_allow_origins: tuple[str, ...]
     db_timeout_seconds: float
     log_level: str
+    # Names the trace of each log line (projects/{project}/traces/{id}) for Cloud Logging.
+    google_cloud_project: str | None = None
 
 
 def _optional(env: Mapping[str, str], name: str) -> str | None:
@@ -108,4 +110,5 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         cors_allow_origins=_cors_origins(_optional(env, "CORS_ALLOW_ORIGINS")),
         db_timeout_seconds=_timeout(_optional(env, "DB_TIMEOUT_SECONDS")),
         log_level=_log_level(_optional(env, "LOG_LEVEL")),
+        google_cloud_project=_optional(env, "GOOGLE_CLOUD_PROJECT"),
     )

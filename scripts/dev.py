@@ -1,27 +1,32 @@
 """Runs the function locally on real PostgreSQL with demo data, and prints requests to try.
 
-    ./run.sh [--port 8080] [--seed 2025]
+    ./run.sh [--port 8080] [--screen-port 8081] [--seed 2025]
 
-Uses DATABASE_URL when set, else starts a throwaway embedded PostgreSQL (deleted on exit). Ctrl-C
-or SIGTERM stops the function and the database.
+Reads a .env beside run.sh first, if there is one (the environment wins over it). Uses
+DATABASE_URL when set, else starts a throwaway embedded PostgreSQL (deleted on exit). Serves
+examples/ (the batch screen) on a second origin. Ctrl-C or SIGTERM stops it all.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import secrets
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from datetime import UTC, datetime, timedelta
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from urllib.parse import urlencode
 from uuid import UUID
 
 # Run as a file (python scripts/dev.py), the repository root is not on the path by itself.
@@ -38,11 +43,16 @@ from scripts.localdb import apply_migrations, embedded_postgres, schema_present 
 # Placeholder: locally the function only derives the token issuer (and key-set URL) from it.
 SUPABASE_URL = "http://127.0.0.1:54321"
 READY_TIMEOUT_SECONDS = 60.0
+DOTENV = REPO_ROOT / ".env"
+SCREEN = "batch-screen.html"
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
+    parser.add_argument(
+        "--screen-port", type=int, default=8081, help="port of the batch screen's own origin"
+    )
     parser.add_argument("--seed", type=int, default=2025, help="demo data seed")
     return parser.parse_args(argv)
 
@@ -111,31 +121,76 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def curl(port: int, token: str, batch_id: UUID) -> str:
-    url = f"http://127.0.0.1:{port}/?batch_id={batch_id}&contact_limit=5"
-    return f'curl -sS -i -H "Authorization: Bearer {token}" "{url}"'
+def load_dotenv(path: Path, environ: MutableMapping[str, str]) -> None:
+    """``KEY=VALUE`` lines of a .env made from .env.example (comments, blanks and quotes
+    allowed); a variable already in the environment wins over the file."""
+    if not path.is_file():
+        return
+    for line in path.read_text().splitlines():
+        name, sep, value = line.strip().removeprefix("export ").partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not name or name.startswith("#"):
+            continue
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        environ.setdefault(name, value)
 
 
-def print_ready(port: int, data: demo_data.DemoData, secret: str) -> None:
+class _QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the function's log is the one worth reading
+
+
+@contextlib.contextmanager
+def screen_server(port: int) -> Iterator[ThreadingHTTPServer]:
+    """examples/ over HTTP on its own port: another origin than the function's, as the real
+    screen is, so that the page's requests go through CORS."""
+    handler = functools.partial(_QuietFiles, directory=str(REPO_ROOT / "examples"))
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    thread = threading.Thread(target=server.serve_forever, name="batch-screen", daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def cors_origins_with(origin: str, configured: str | None) -> str | None:
+    """The configured CORS list plus the screen's origin, so that a .env's list keeps the
+    screen working; "*" (or nothing) already allows it."""
+    if not configured or configured.strip() == "*":
+        return configured
+    return f"{configured},{origin}"
+
+
+def print_ready(port: int, screen_port: int, data: demo_data.DemoData, secret: str) -> None:
     mine, theirs = data.agencies[0]["id"], data.agencies[1]["id"]
     user = data.users_of(mine)[0]
     batch = max(data.batches_of(mine), key=lambda b: len(data.contacts_of(b["id"])))
     token = mint_token(user["id"], secret)
+    api = f"http://localhost:{port}/"
+    fragment = urlencode({"api": api, "batch_id": str(batch["id"]), "token": token})
+    screen = f"http://localhost:{screen_port}/{SCREEN}#{fragment}"
+    query = "?batch_id=$BATCH_ID&contact_limit=5"
+    curl = f'curl -sS -i -H "Authorization: Bearer $TOKEN" "{api}{query}"'
     print(
-        f"\nReady: calls-batch-get on http://127.0.0.1:{port}/ as {user['email']}"
-        f" (agency {mine}).\n"
-        f"A batch of your agency ({batch['status']}, {len(data.contacts_of(batch['id']))}"
-        " contacts):\n"
-        f"  {curl(port, token, batch['id'])}\n"
-        "A batch of another agency (404):\n"
-        f"  {curl(port, token, data.batches_of(theirs)[0]['id'])}\n"
-        "Ctrl-C stops the function and the database.\n",
+        f"\nReady: calls-batch-get on {api} as {user['email']} (agency {mine}).\n"
+        "Paste these into your shell; the README's curl lines then work as written:\n\n"
+        f"  export TOKEN={token}\n"
+        f"  export BATCH_ID={batch['id']}  # your agency's, {batch['status']},"
+        f" {len(data.contacts_of(batch['id']))} contacts\n"
+        f"  export OTHER_BATCH_ID={data.batches_of(theirs)[0]['id']}  # another agency's: 404\n\n"
+        f"  {curl}\n\n"
+        f"The batch screen (its own origin, the token in the URL fragment):\n  {screen}\n\n"
+        "Ctrl-C stops the function, the screen and the database.\n",
         flush=True,
     )
 
 
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
+    load_dotenv(DOTENV, os.environ)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     with contextlib.ExitStack() as stack:
         try:
@@ -152,10 +207,16 @@ def main(argv: Sequence[str]) -> int:
                 "SUPABASE_JWT_SECRET": secret,
                 "DATABASE_URL": url,
             }
+            origins = cors_origins_with(
+                f"http://localhost:{args.screen_port}", os.environ.get("CORS_ALLOW_ORIGINS")
+            )
+            if origins:
+                env["CORS_ALLOW_ORIGINS"] = origins
+            stack.enter_context(screen_server(args.screen_port))
             function = start_function(args.port, env)
             stack.callback(stop, function)
             wait_until_listening(function, args.port)
-            print_ready(args.port, data, secret)
+            print_ready(args.port, args.screen_port, data, secret)
             return function.wait()
         except KeyboardInterrupt:
             return 130

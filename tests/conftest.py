@@ -63,7 +63,8 @@ def make_app(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> AppFactory
     (a value of None removes a variable)."""
 
     def make(**overrides: str | None) -> FlaskClient:
-        for name in [*env, "DATABASE_URL", "CORS_ALLOW_ORIGINS", "SUPABASE_JWKS_URL"]:
+        for name in [*env, "DATABASE_URL", "CORS_ALLOW_ORIGINS", "SUPABASE_JWKS_URL",
+                     "GOOGLE_CLOUD_PROJECT"]:
             monkeypatch.delenv(name, raising=False)
         for name, value in {**env, **overrides}.items():
             if value is not None:

@@ -429,16 +429,18 @@ def expected_page(
     }
 
 
-def error(message: str) -> dict[str, Any]:
-    return {"error": message}
+def error(message: str, code: str, **extra: str) -> dict[str, Any]:
+    return {"error": message, "code": code, **extra}
 
 
 # --- the scenarios ------------------------------------------------------------------------------
 
-NOT_FOUND = error("Batch not found")
-NO_AGENCY = error("User is not associated with an agency")
+NOT_FOUND = error("Batch not found", "batch_not_found")
+NO_AGENCY = error("User is not associated with an agency", "no_agency")
 BAD_STATUS = error(
-    "contact_status must be one of: pending, queued, in_progress, completed, failed, skipped"
+    "contact_status must be one of: pending, queued, in_progress, completed, failed, skipped",
+    "invalid_parameter",
+    parameter="contact_status",
 )
 
 
@@ -698,8 +700,14 @@ def _tampered(raw: str) -> str:
 
 # The first of the three contacts that share TIE, in order.
 _FIRST_TIE = next(n for n, c in enumerate(ordered(MAIN_BATCH)) if c["created_at"] == TIE)
-BAD_CURSOR = error("contact_cursor is not a valid cursor")
-FOREIGN_CURSOR = error("contact_cursor belongs to another batch or contact_status")
+BAD_CURSOR = error(
+    "contact_cursor is not a valid cursor", "invalid_parameter", parameter="contact_cursor"
+)
+FOREIGN_CURSOR = error(
+    "contact_cursor belongs to another batch or contact_status",
+    "invalid_parameter",
+    parameter="contact_cursor",
+)
 
 CURSOR_SCENARIOS: tuple[Scenario, ...] = (
     scenario(
@@ -778,7 +786,13 @@ CURSOR_SCENARIOS: tuple[Scenario, ...] = (
         "cursor-and-offset",
         MAIN_BATCH.id,
         400,
-        _fixed(error("contact_cursor cannot be combined with contact_offset")),
+        _fixed(
+            error(
+                "contact_cursor cannot be combined with contact_offset",
+                "invalid_parameter",
+                parameter="contact_cursor",
+            )
+        ),
         contact_offset="0",
         contact_cursor=cursor_after(MAIN_BATCH, 0),
     ),

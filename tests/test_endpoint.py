@@ -4,6 +4,7 @@ specification's error table and per rule of DESIGN.md, named after it."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -24,8 +25,17 @@ from tests.tokens import KeySetServer, TokenFactory
 
 ALLOWED_HEADERS = (
     "authorization, x-client-info, apikey, content-type, x-request-id, "
-    "traceparent, tracestate, baggage"
+    "traceparent, tracestate, baggage, if-none-match"
 )
+# The codes each status may carry (issue 8's table).
+CODES_BY_STATUS = {
+    400: {"invalid_parameter"},
+    401: {"missing_token", "invalid_token", "token_expired"},
+    403: {"no_agency"},
+    404: {"batch_not_found"},
+    405: {"method_not_allowed"},
+    500: {"database_error", "auth_unavailable", "internal_error"},
+}
 
 
 @pytest.fixture
@@ -69,12 +79,16 @@ def get(client: FlaskClient, query: str = f"batch_id={BATCH}", **headers: str) -
     return client.get(f"/?{query}", headers=headers)
 
 
-def error(response: TestResponse, status: int) -> str:
+def error(response: TestResponse, status: int, code: str | None = None) -> str:
+    """The message of an error response, after checking its status, shape and code."""
     assert response.status_code == status, response.data
     assert response.mimetype == "application/json"
     body = response.get_json()
     assert isinstance(body, dict)
-    assert set(body) == {"error"}
+    assert set(body) == ({"error", "code", "parameter"} if status == 400 else {"error", "code"})
+    assert body["code"] in CODES_BY_STATUS[status]
+    if code is not None:
+        assert body["code"] == code
     return str(body["error"])
 
 
@@ -82,7 +96,7 @@ def assert_common_headers(response: TestResponse) -> None:
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["X-Request-Id"]
     assert response.headers["Access-Control-Allow-Origin"] == "*"
-    assert response.headers["Access-Control-Expose-Headers"] == "X-Request-Id"
+    assert response.headers["Access-Control-Expose-Headers"] == "X-Request-Id, ETag"
 
 
 # --- 200: the specification's response ---------------------------------------------------------
@@ -154,18 +168,92 @@ def test_200_offset_past_the_end_is_an_empty_page(
     }
 
 
-# --- order of checks ---------------------------------------------------------------------------
+# --- conditional polling: ETag and 304 -----------------------------------------------------------
 
 
-def test_options_preflight_is_204_without_token(client: FlaskClient) -> None:
-    response = client.options(
+def test_200_carries_a_strong_etag_of_its_body(
+    client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter
+) -> None:
+    serve(rest)
+    first, again = get(client, **auth), get(client, **auth)
+    etag = first.headers["ETag"]
+    assert re.fullmatch(r'"[A-Za-z0-9_-]{16,}"', etag), "strong: quoted, no W/ prefix"
+    assert again.data == first.data
+    assert again.headers["ETag"] == etag
+    rest.routes.clear()
+    serve(rest, contacts=[contact_row(status="failed")])
+    changed = get(client, **auth)
+    assert changed.status_code == 200
+    assert changed.headers["ETag"] != etag
+
+
+@pytest.mark.parametrize(
+    "if_none_match",
+    ["{tag}", "W/{tag}", '"other", {tag}', 'W/"other",W/{tag} ,"more"', "*"],
+    ids=["same", "weak", "in-a-list", "weak-in-a-list", "star"],
+)
+def test_304_when_the_caller_holds_the_body(
+    client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter, if_none_match: str
+) -> None:
+    serve(rest)
+    etag = get(client, **auth).headers["ETag"]
+    response = get(client, **auth, **{"If-None-Match": if_none_match.format(tag=etag)})
+    assert response.status_code == 304
+    assert response.data == b""
+    assert "Content-Type" not in response.headers
+    assert response.headers["ETag"] == etag
+    assert_common_headers(response)
+
+
+@pytest.mark.parametrize(
+    "if_none_match", ['"other"', 'W/"other", "more"', '"{opaque_but_last}"'],
+    ids=["other", "others", "prefix"],
+)
+def test_200_when_no_tag_matches(
+    client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter, if_none_match: str
+) -> None:
+    serve(rest)
+    etag = get(client, **auth).headers["ETag"]
+    sent = if_none_match.format(opaque_but_last=etag.strip('"')[:-1])
+    response = get(client, **auth, **{"If-None-Match": sent})
+    assert response.status_code == 200
+    assert response.headers["ETag"] == etag
+    assert response.get_json()["batch"]["id"] == BATCH
+
+
+def test_if_none_match_never_hides_an_error(
+    client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter
+) -> None:
+    serve(rest, batches=[])
+    response = get(client, **auth, **{"If-None-Match": "*"})
+    assert error(response, 404, "batch_not_found") == "Batch not found"
+    assert "ETag" not in response.headers
+    assert error(get(client, **{"If-None-Match": "*"}), 401, "missing_token")
+
+
+def preflight(client: FlaskClient, request_headers: str) -> TestResponse:
+    return client.options(
         "/",
         headers={
             "Origin": "https://app.example.com",
             "Access-Control-Request-Method": "GET",
-            "Access-Control-Request-Headers": "authorization, x-client-info, apikey",
+            "Access-Control-Request-Headers": request_headers,
         },
     )
+
+
+def test_preflight_lets_a_page_send_if_none_match_and_read_the_etag(client: FlaskClient) -> None:
+    response = preflight(client, "authorization, if-none-match")
+    allowed = {h.strip() for h in response.headers["Access-Control-Allow-Headers"].split(",")}
+    assert {"authorization", "if-none-match"} <= allowed
+    assert "ETag" in response.headers["Access-Control-Expose-Headers"].split(", ")
+
+
+# --- order of checks ---------------------------------------------------------------------------
+
+
+def test_options_preflight_is_204_without_token(client: FlaskClient) -> None:
+    response = preflight(client, "authorization, x-client-info, apikey")
     assert response.status_code == 204
     assert response.data == b""
     assert "Content-Type" not in response.headers
@@ -181,22 +269,34 @@ def test_405_method_is_not_get(client: FlaskClient, method: str) -> None:
     assert response.headers["Allow"] == "GET, OPTIONS"
     assert_common_headers(response)
     if method != "HEAD":
-        assert error(response, 405) == "Method not allowed"
+        assert error(response, 405, "method_not_allowed") == "Method not allowed"
 
 
 def test_405_comes_before_401(client: FlaskClient) -> None:
     assert error(client.post("/"), 405) == "Method not allowed"
 
 
+# RFC 6750 §3.1: a challenge without an error code when no bearer token was sent.
+BARE_CHALLENGE = 'Bearer realm="calls-batch-get"'
+
+
 def test_401_missing_authorization_header(client: FlaskClient) -> None:
     response = get(client)
-    assert error(response, 401) == "Missing authorization header"
+    assert error(response, 401, "missing_token") == "Missing authorization header"
+    assert response.headers["WWW-Authenticate"] == BARE_CHALLENGE
     assert_common_headers(response)
 
 
-def test_401_scheme_other_than_bearer(client: FlaskClient, tokens: TokenFactory) -> None:
-    response = get(client, Authorization=f"Basic {tokens.es256(USER)}")
-    assert error(response, 401) == "Authorization header must be 'Bearer <token>'"
+@pytest.mark.parametrize("scheme", ["Basic", "Bearer", "Token"])
+def test_401_no_bearer_token_is_a_bare_challenge(
+    client: FlaskClient, tokens: TokenFactory, scheme: str
+) -> None:
+    header = f"{scheme} {tokens.es256(USER)}" if scheme != "Bearer" else "Bearer   "
+    response = get(client, Authorization=header)
+    assert error(response, 401, "missing_token") == (
+        "Authorization header must be 'Bearer <token>'"
+    )
+    assert response.headers["WWW-Authenticate"] == BARE_CHALLENGE
 
 
 def test_401_bearer_scheme_is_case_insensitive(
@@ -207,46 +307,71 @@ def test_401_bearer_scheme_is_case_insensitive(
 
 
 @pytest.mark.parametrize(
-    ("overrides", "message"),
+    ("overrides", "code", "message"),
     [
-        ({"exp": 1_000_000}, "Token has expired"),
-        ({"aud": "anon"}, "Token audience is not 'authenticated'"),
-        ({"iss": "https://elsewhere/auth/v1"}, "Token issuer is not accepted"),
-        ({"nbf": 4_102_444_800}, "Token is not yet valid"),
+        ({"exp": 1_000_000}, "token_expired", "Token has expired"),
+        ({"aud": "anon"}, "invalid_token", "Token audience is not 'authenticated'"),
+        ({"iss": "https://elsewhere/auth/v1"}, "invalid_token", "Token issuer is not accepted"),
+        ({"nbf": 4_102_444_800}, "invalid_token", "Token is not yet valid"),
     ],
 )
 def test_401_token_fails_verification(
-    client: FlaskClient, tokens: TokenFactory, overrides: dict[str, Any], message: str
+    client: FlaskClient, tokens: TokenFactory, overrides: dict[str, Any], code: str, message: str
 ) -> None:
     token = tokens.es256(USER, **overrides)
     response = get(client, Authorization=f"Bearer {token}")
-    assert error(response, 401) == message
+    assert error(response, 401, code) == message
     assert token.encode() not in response.data
+    # The same description for a client library that reads only the challenge.
+    assert response.headers["WWW-Authenticate"] == (
+        f'Bearer realm="calls-batch-get", error="invalid_token", error_description="{message}"'
+    )
+
+
+def test_401_a_token_that_is_not_a_jwt_is_invalid_not_missing(client: FlaskClient) -> None:
+    response = get(client, Authorization="Bearer not-a-jwt")
+    assert error(response, 401, "invalid_token") == "Token is malformed"
+    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
 
 
 def test_401_comes_before_400(client: FlaskClient) -> None:
-    assert error(get(client, "contact_limit=x"), 401) == "Missing authorization header"
+    assert error(get(client, "contact_limit=x"), 401, "missing_token") == (
+        "Missing authorization header"
+    )
 
 
 @pytest.mark.parametrize(
-    ("query", "message"),
+    ("query", "parameter", "message"),
     [
-        ("", "batch_id query parameter is required"),
-        ("batch_id=", "batch_id query parameter is required"),
-        ("batch_id=nope", "batch_id must be a UUID"),
-        (f"batch_id={BATCH}&contact_status=done", "contact_status must be one of: pending, "
-         "queued, in_progress, completed, failed, skipped"),
-        (f"batch_id={BATCH}&contact_limit=ten", "contact_limit must be an integer"),
-        (f"batch_id={BATCH}&contact_limit=0", "contact_limit must be at least 1"),
-        (f"batch_id={BATCH}&contact_offset=-5", "contact_offset must be at least 0"),
-        (f"batch_id={BATCH}&batch_id={BATCH}", "batch_id query parameter is given more than once"),
+        ("", "batch_id", "batch_id query parameter is required"),
+        ("batch_id=", "batch_id", "batch_id query parameter is required"),
+        ("batch_id=nope", "batch_id", "batch_id must be a UUID"),
+        (f"batch_id={BATCH}&contact_status=done", "contact_status", "contact_status must be one "
+         "of: pending, queued, in_progress, completed, failed, skipped"),
+        (f"batch_id={BATCH}&contact_limit=ten", "contact_limit",
+         "contact_limit must be an integer"),
+        (f"batch_id={BATCH}&contact_limit=0", "contact_limit", "contact_limit must be at least 1"),
+        (f"batch_id={BATCH}&contact_offset=-5", "contact_offset",
+         "contact_offset must be at least 0"),
+        (f"batch_id={BATCH}&contact_offset=2147483648", "contact_offset",
+         "contact_offset must be at most 2147483647"),
+        (f"batch_id={BATCH}&contact_offset=1&contact_offset=2", "contact_offset",
+         "contact_offset query parameter is given more than once"),
+        (f"batch_id={BATCH}&batch_id={BATCH}", "batch_id",
+         "batch_id query parameter is given more than once"),
     ],
 )
 def test_400_query_parameters(
-    client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter, query: str, message: str
+    client: FlaskClient,
+    auth: dict[str, str],
+    rest: respx.MockRouter,
+    query: str,
+    parameter: str,
+    message: str,
 ) -> None:
     response = get(client, query, **auth)
-    assert error(response, 400) == message
+    assert error(response, 400, "invalid_parameter") == message
+    assert response.get_json()["parameter"] == parameter
     assert_common_headers(response)
     assert not rest.calls, "bad input never reaches the database"
 
@@ -257,7 +382,7 @@ def test_403_user_is_not_associated_with_an_agency(
 ) -> None:
     serve(rest, users=users)
     response = get(client, **auth)
-    assert error(response, 403) == "User is not associated with an agency"
+    assert error(response, 403, "no_agency") == "User is not associated with an agency"
     assert b"John" not in response.data
 
 
@@ -265,7 +390,7 @@ def test_404_batch_not_found(
     client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter
 ) -> None:
     serve(rest, batches=[])
-    assert error(get(client, **auth), 404) == "Batch not found"
+    assert error(get(client, **auth), 404, "batch_not_found") == "Batch not found"
 
 
 def test_404_batch_of_another_agency_is_indistinguishable(
@@ -296,7 +421,7 @@ def test_500_failed_to_fetch_from_the_database(
               "details": "secret detail", "hint": None},
     )
     response = get(client, **auth)
-    assert error(response, 500) == message
+    assert error(response, 500, "database_error") == message
     assert b"block" not in response.data
     assert b"secret" not in response.data
     assert_common_headers(response)
@@ -307,7 +432,7 @@ def test_500_database_unreachable(
 ) -> None:
     serve(rest)
     rest.get("/v_call_batch_summary").mock(side_effect=httpx.ConnectError("refused"))
-    assert error(get(client, **auth), 500) == "Failed to fetch batch"
+    assert error(get(client, **auth), 500, "database_error") == "Failed to fetch batch"
 
 
 def test_500_key_service_down_is_not_a_401(
@@ -315,7 +440,8 @@ def test_500_key_service_down_is_not_a_401(
 ) -> None:
     key_server.status, key_server.body = 503, b"down"
     response = get(client, **auth)
-    assert error(response, 500) == "Failed to verify token"
+    assert error(response, 500, "auth_unavailable") == "Failed to verify token"
+    assert "WWW-Authenticate" not in response.headers
     assert_common_headers(response)
 
 
@@ -325,7 +451,7 @@ def test_500_unexpected_failure_has_no_stack_trace(
     serve(rest)
     rest.get("/users").mock(side_effect=RuntimeError("boom at /srv/secret.py line 3"))
     response = get(client, **auth)
-    assert error(response, 500) == "Internal server error"
+    assert error(response, 500, "internal_error") == "Internal server error"
     assert b"Traceback" not in response.data
     assert b"boom" not in response.data
 
@@ -402,6 +528,55 @@ def test_log_line_of_a_500_names_the_cause_type_not_its_text(
     assert line["status"] == 500
     assert line["error"] == "Failed to fetch contacts"
     assert line["cause"] == "httpx.ReadTimeout"
+
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+@pytest.mark.parametrize(
+    ("headers", "span"),
+    [
+        ({"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01"}, "00f067aa0ba902b7"),
+        ({"X-Cloud-Trace-Context": f"{TRACE_ID}/255;o=1"}, "00000000000000ff"),
+    ],
+    ids=["traceparent", "x-cloud-trace-context"],
+)
+def test_log_line_is_filed_under_its_trace_with_an_http_request(
+    make_app: AppFactory,
+    auth: dict[str, str],
+    rest: respx.MockRouter,
+    log_lines: LogLines,
+    headers: dict[str, str],
+    span: str,
+) -> None:
+    client = make_app(GOOGLE_CLOUD_PROJECT="my-project")
+    serve(rest)
+    client.get(
+        f"/calls?batch_id={BATCH}&contact_limit=3",
+        headers={**auth, **headers, "User-Agent": "batch-screen/1.0"},
+    )
+    (line,) = log_lines()
+    assert line["logging.googleapis.com/trace"] == f"projects/my-project/traces/{TRACE_ID}"
+    assert line["logging.googleapis.com/spanId"] == span
+    assert line["logging.googleapis.com/trace_sampled"] is True
+    request = line["httpRequest"]
+    assert request["requestMethod"] == "GET"
+    assert request["status"] == 200
+    assert request["userAgent"] == "batch-screen/1.0"
+    assert re.fullmatch(r"[0-9]+\.[0-9]{6}s", request["latency"])
+    assert request["requestUrl"] == "/calls", "the query string stays out of the log"
+    assert int(request["responseSize"]) > 0
+
+
+def test_no_trace_fields_without_a_project_or_a_trace_header(
+    make_app: AppFactory, log_lines: LogLines
+) -> None:
+    traced = {"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01"}
+    make_app().get("/", headers=traced)
+    make_app(GOOGLE_CLOUD_PROJECT="my-project").get("/")
+    for line in log_lines():
+        assert not [key for key in line if key.startswith("logging.googleapis.com/")]
+        assert line["httpRequest"]["status"] == 401
 
 
 # --- start-up ----------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ def test_request_id_replaced_when_absent_or_odd(sent: str | None) -> None:
 def test_cors_any_origin() -> None:
     headers = Cors(("*",)).headers("https://evil.example")
     assert headers["Access-Control-Allow-Origin"] == "*"
-    assert headers["Access-Control-Expose-Headers"] == "X-Request-Id"
+    assert headers["Access-Control-Expose-Headers"] == "X-Request-Id, ETag"
     assert "Vary" not in headers
 
 

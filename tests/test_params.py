@@ -19,6 +19,9 @@ def error_of(*pairs: tuple[str, str]) -> str:
     with pytest.raises(ParamError) as caught:
         parse(*pairs)
     assert caught.value.status == 400
+    # Every message leads with the parameter the body's "parameter" names.
+    assert caught.value.message.split()[0] == caught.value.parameter
+    assert caught.value.body().parameter == caught.value.parameter
     return caught.value.message
 
 
@@ -75,7 +78,7 @@ def test_contact_status_not_allowed(raw: str) -> None:
     )
 
 
-@pytest.mark.parametrize("raw", ["abc", "1.5", "", " 5", "5 ", "+5", "1e3", "٣", "9" * 21])
+@pytest.mark.parametrize("raw", ["abc", "1.5", "", " 5", "5 ", "+5", "1e3", "٣", "9" * 21 + "x"])
 def test_contact_limit_not_an_integer(raw: str) -> None:
     message = error_of(("batch_id", BATCH), ("contact_limit", raw))
     assert message == "contact_limit must be an integer"
@@ -87,7 +90,10 @@ def test_contact_limit_below_one(raw: str) -> None:
     assert message == "contact_limit must be at least 1"
 
 
-@pytest.mark.parametrize(("raw", "limit"), [("1", 1), ("200", 200), ("201", 200), ("9" * 20, 200)])
+@pytest.mark.parametrize(
+    ("raw", "limit"),
+    [("1", 1), ("200", 200), ("201", 200), ("9" * 20, 200), ("9" * 29, 200), ("0" * 30 + "7", 7)],
+)
 def test_contact_limit_clamped_to_200(raw: str, limit: int) -> None:
     assert parse_query(MultiDict([("batch_id", BATCH), ("contact_limit", raw)])).limit == limit
 
@@ -108,6 +114,12 @@ def test_contact_offset_huge_is_stopped_before_the_database() -> None:
     assert parse_query(
         MultiDict([("batch_id", BATCH), ("contact_offset", str(MAX_OFFSET))])
     ).offset == MAX_OFFSET
+    assert error_of(("batch_id", BATCH), ("contact_offset", "9" * 40)) == (
+        f"contact_offset must be at most {MAX_OFFSET}"
+    )
+    assert error_of(("batch_id", BATCH), ("contact_offset", "-" + "9" * 40)) == (
+        "contact_offset must be at least 0"
+    )
     assert error_of(("batch_id", BATCH), ("contact_offset", str(MAX_OFFSET + 1))) == (
         f"contact_offset must be at most {MAX_OFFSET}"
     )

@@ -92,9 +92,10 @@ class WireProxy:
         return self
 
     def stop(self) -> None:
-        self._wake_writer.send(b"x")
-        self._thread.join(SOCKET_TIMEOUT_SECONDS)
-        assert not self._thread.is_alive(), "the proxy thread did not stop"
+        if self._thread.ident is not None:  # started
+            self._wake_writer.send(b"x")
+            self._thread.join(SOCKET_TIMEOUT_SECONDS)
+            assert not self._thread.is_alive(), "the proxy thread did not stop"
         for link in self._links:
             link.client.close()
             link.server.close()
@@ -162,6 +163,10 @@ class WireProxy:
         source, target = (
             (link.client, link.server) if direction == "to_server" else (link.server, link.client)
         )
+        if source.fileno() == -1:
+            # Both ends were readable in one select() and the other end's event closed the
+            # link: this event is stale, and its socket is no longer registered.
+            return
         try:
             chunk = source.recv(CHUNK)
             if chunk:
@@ -228,6 +233,27 @@ def assert_only_flushes_went_unanswered(proxy: WireProxy) -> None:
         return  # the bytes may be TLS records, which cannot be read here
     for tail in proxy.unanswered().values():
         assert tail == FLUSH * (len(tail) // len(FLUSH)), tail
+
+
+def test_the_proxy_ignores_the_stale_event_of_a_link_it_closed() -> None:
+    # Both ends readable in one select(): the client's EOF closes the link, and the server's
+    # event, already returned, must not touch the closed socket (it used to fail the thread
+    # with "Invalid file descriptor: -1").
+    wire = WireProxy(socket.AF_INET, ("127.0.0.1", 9))
+    client, client_peer = socket.socketpair()
+    server, server_peer = socket.socketpair()
+    link = _Link(0, client, server)
+    wire._selector.register(client, selectors.EVENT_READ, (link, "to_server"))
+    wire._selector.register(server, selectors.EVENT_READ, (link, "to_client"))
+    client_peer.close()
+    server_peer.sendall(b"late answer")
+    try:
+        wire._relay(link, "to_server")
+        assert client.fileno() == server.fileno() == -1
+        wire._relay(link, "to_client")
+    finally:
+        server_peer.close()
+        wire.stop()
 
 
 def test_the_proxy_counts_one_flight_per_wait_for_the_server(

@@ -25,6 +25,7 @@ def test_defaults_derive_from_the_project_url() -> None:
     assert settings.cors_allow_origins == ("*",)
     assert settings.db_timeout_seconds == 10.0
     assert settings.log_level == "INFO"
+    assert settings.google_cloud_project is None
 
 
 def test_overrides() -> None:

@@ -6,13 +6,15 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from uuid import UUID
 
-from calls_batch_get.errors import ApiError
+from calls_batch_get.errors import ApiError, ErrorCode
 from calls_batch_get.models import Batch, Contact
 from calls_batch_get.params import BatchQuery
 
 
 class StoreError(ApiError):
     """A read failed. The message is fixed and safe to show; the cause is chained for the log."""
+
+    code = ErrorCode.DATABASE_ERROR
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,144 @@
+"""openapi.yaml against the code it describes: the schemas are the pydantic models', and the
+parameters, statuses, codes and headers are the ones the function uses. (What the running
+function answers is checked against it by tests/test_schemathesis.py.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic.json_schema import models_json_schema
+
+from calls_batch_get import http, params
+from calls_batch_get.errors import ErrorBody, ErrorCode, ParameterErrorBody
+from calls_batch_get.models import BatchDetail, ContactStatus
+from tests.conftest import ROOT
+from tests.test_endpoint import CODES_BY_STATUS
+
+OPENAPI = ROOT / "openapi.yaml"
+# Prose, which pydantic takes from docstrings and field names, is the document's own.
+PROSE = frozenset({"title", "description", "examples"})
+
+
+def load(path: Path = OPENAPI) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(path.read_text())
+    return document
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    return load()
+
+
+def without_prose(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: without_prose(v) for k, v in value.items() if k not in PROSE}
+    if isinstance(value, list):
+        return [without_prose(v) for v in value]
+    return value
+
+
+def model_schemas() -> dict[str, Any]:
+    _, top = models_json_schema(
+        [(model, "serialization") for model in (BatchDetail, ErrorBody, ParameterErrorBody)],
+        ref_template="#/components/schemas/{model}",
+    )
+    defs: dict[str, Any] = top["$defs"]
+    return defs
+
+
+def test_it_is_openapi_3_1(document: dict[str, Any]) -> None:
+    assert document["openapi"].startswith("3.1.")
+    assert set(document["paths"]) == {"/"}
+    assert set(document["paths"]["/"]) == {"get", "options"}
+
+
+def test_component_schemas_are_the_pydantic_models(document: dict[str, Any]) -> None:
+    documented = document["components"]["schemas"]
+    generated = model_schemas()
+    assert set(documented) == set(generated)
+    for name, schema in generated.items():
+        assert without_prose(documented[name]) == without_prose(schema), name
+
+
+def test_contact_pagination_has_the_cursor_contract(document: dict[str, Any]) -> None:
+    pagination = document["components"]["schemas"]["ContactPagination"]
+    assert list(pagination["properties"]) == ["total", "limit", "offset", "next_cursor", "has_more"]
+    assert pagination["properties"]["offset"]["anyOf"] == [{"type": "integer"}, {"type": "null"}]
+    assert pagination["properties"]["next_cursor"]["anyOf"] == [
+        {"type": "string"}, {"type": "null"}
+    ]
+
+
+def query_parameters(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        p["name"]: p for p in document["paths"]["/"]["get"]["parameters"] if p["in"] == "query"
+    }
+
+
+def test_query_parameters_and_their_rules(document: dict[str, Any]) -> None:
+    query = query_parameters(document)
+    assert list(query) == [
+        "batch_id", "contact_status", "contact_limit", "contact_offset", "contact_cursor"
+    ]
+    assert [name for name, p in query.items() if p.get("required")] == ["batch_id"]
+    assert query["contact_status"]["schema"] == {"$ref": "#/components/schemas/ContactStatus"}
+    assert document["components"]["schemas"]["ContactStatus"]["enum"] == [
+        s.value for s in ContactStatus
+    ]
+    assert query["contact_limit"]["schema"]["default"] == params.DEFAULT_LIMIT
+    assert query["contact_limit"]["schema"]["minimum"] == 1
+    assert "maximum" not in query["contact_limit"]["schema"], "above the maximum is clamped"
+    assert query["contact_offset"]["schema"]["maximum"] == params.MAX_OFFSET
+    cursor = query["contact_cursor"]["schema"]
+    assert (cursor["pattern"], cursor["maxLength"]) == ("^[A-Za-z0-9_-]+$", 512)
+
+
+def error_codes(response: dict[str, Any]) -> set[str]:
+    (base, narrowing) = response["content"]["application/json"]["schema"]["allOf"]
+    assert base["$ref"] in (
+        "#/components/schemas/ErrorBody", "#/components/schemas/ParameterErrorBody"
+    )
+    return set(narrowing["properties"]["code"]["enum"])
+
+
+def test_every_error_status_with_its_codes(document: dict[str, Any]) -> None:
+    responses = document["paths"]["/"]["get"]["responses"]
+    assert set(responses) == {"200", "304", "400", "401", "403", "404", "500"}
+    documented = {int(s): error_codes(r) for s, r in responses.items() if int(s) >= 400}
+    # 405 is any other method's answer, described on the OPTIONS operation.
+    assert documented == {s: c for s, c in CODES_BY_STATUS.items() if s != 405}
+    assert "method_not_allowed" in document["paths"]["/"]["options"]["description"]
+    every_code = set().union(*CODES_BY_STATUS.values())
+    assert every_code == {code.value for code in ErrorCode}
+
+
+def test_a_400_names_one_of_the_query_parameters(document: dict[str, Any]) -> None:
+    response = document["paths"]["/"]["get"]["responses"]["400"]
+    (_, narrowing) = response["content"]["application/json"]["schema"]["allOf"]
+    assert narrowing["properties"]["parameter"]["enum"] == list(query_parameters(document))
+
+
+def test_headers_are_the_ones_the_function_sends(document: dict[str, Any]) -> None:
+    headers = document["components"]["headers"]
+    assert headers["X-Request-Id"]["schema"]["pattern"] == (
+        f"^{http._SANE_REQUEST_ID.pattern}$"
+    )
+    assert headers["Access-Control-Expose-Headers"]["schema"]["const"] == http.EXPOSED_HEADERS
+    assert headers["Cache-Control"]["schema"]["const"] == "no-store"
+    responses = document["paths"]["/"]["get"]["responses"]
+    assert "ETag" in responses["200"]["headers"]
+    assert "ETag" in responses["304"]["headers"]
+    assert "content" not in responses["304"]
+    assert "WWW-Authenticate" in responses["401"]["headers"]
+    preflight = document["paths"]["/"]["options"]["responses"]["204"]["headers"]
+    assert preflight["Access-Control-Allow-Methods"]["schema"]["const"] == http.ALLOWED_METHODS
+
+
+def test_the_preflight_allows_every_documented_request_header(document: dict[str, Any]) -> None:
+    parameters = document["paths"]["/"]["get"]["parameters"]
+    sent = {p["name"].lower() for p in parameters if p["in"] == "header"}
+    allowed = {h.strip() for h in http.ALLOWED_HEADERS.split(",")}
+    assert sent | {"authorization"} <= allowed

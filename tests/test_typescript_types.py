@@ -1,0 +1,61 @@
+"""clients/typescript/ holds the types openapi-typescript makes from openapi.yaml today."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+CLIENT = ROOT / "clients/typescript"
+TYPES = CLIENT / "calls-batch-get.d.ts"
+
+
+def check(folder: Path) -> subprocess.CompletedProcess[str]:
+    """The package's own check script, run by npm as a developer would."""
+    npm = shutil.which("npm")
+    assert npm, "npm is needed: .ci/run installs it"
+    return subprocess.run(
+        [npm, "run", "--silent", "check"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def installed() -> Path:
+    # test.sh runs `npm ci` here when node_modules is missing.
+    assert (CLIENT / "node_modules/.bin/openapi-typescript").exists(), "run ./test.sh"
+    return CLIENT
+
+
+def test_committed_types_are_current(installed: Path) -> None:
+    result = check(installed)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_check_fails_on_stale_types(installed: Path, tmp_path: Path) -> None:
+    # A copy of the package beside a changed contract: the same check must refuse it.
+    copy = tmp_path / "clients/typescript"
+    shutil.copytree(installed, copy, symlinks=True)
+    document = (ROOT / "openapi.yaml").read_text()
+    stale = document.replace(
+        "        has_more:\n          type: boolean", "        has_more:\n          type: integer"
+    )
+    (tmp_path / "openapi.yaml").write_text(stale)
+    assert (tmp_path / "openapi.yaml").read_text() != document
+    result = check(copy)
+    assert result.returncode != 0, result.stdout
+
+
+def test_types_carry_the_contract() -> None:
+    types = TYPES.read_text()
+    assert "next_cursor: string | null;" in types
+    assert "ETag: string;" in types
+    assert '"token_expired"' in types
