@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 from calls_batch_get.settings import Settings, load_settings
 from tests.db_fixtures import *  # noqa: F403 - the real-PostgreSQL fixtures, session-wide
 from tests.tokens import HS256_SECRET, KeySetServer, SigningKey, TokenFactory
+from tests.wire_proxy import proxy  # noqa: F401 - the loopback proxy in front of the database
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE_KEY = "service-role-key-for-tests"
