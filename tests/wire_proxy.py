@@ -3,6 +3,7 @@ can stop forwarding (a frozen server, a partition), for the round-trip and fault
 
 from __future__ import annotations
 
+import contextlib
 import selectors
 import socket
 import threading
@@ -149,10 +150,12 @@ class WireProxy:
             if link.client.fileno() < 0:
                 continue  # closed
             for sock, direction in ((link.client, "to_server"), (link.server, "to_client")):
-                if frozen:
-                    self._selector.unregister(sock)
-                else:
-                    self._selector.register(sock, selectors.EVENT_READ, (link, direction))
+                # A link may have closed, or been accepted while frozen (never registered).
+                with contextlib.suppress(KeyError, ValueError, OSError):
+                    if frozen:
+                        self._selector.unregister(sock)
+                    else:
+                        self._selector.register(sock, selectors.EVENT_READ, (link, direction))
 
     def _accept(self) -> None:
         client, _ = self._listener.accept()
