@@ -48,12 +48,16 @@ class SigningKey:
 
 @dataclass
 class KeySetServer:
-    """Serves a JWKS over real HTTP on loopback, as Supabase Auth does, and counts the fetches."""
+    """Serves a JWKS over real HTTP on loopback, as Supabase Auth does, and counts the fetches.
+    With ``hanging`` set it takes requests and answers none until stopped (or ``hanging`` is
+    cleared)."""
 
     keys: list[dict[str, Any]]
     status: int = 200
     body: bytes | None = None
     fetches: int = 0
+    hanging: bool = False
+    _released: threading.Event = field(default_factory=threading.Event, repr=False)
     _server: ThreadingHTTPServer | None = field(default=None, repr=False)
 
     def start(self) -> KeySetServer:
@@ -62,6 +66,8 @@ class KeySetServer:
         class _Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 outer.fetches += 1
+                while outer.hanging and not outer._released.wait(0.05):
+                    pass
                 if self.path != JWKS_PATH:
                     self.send_error(404)
                     return
@@ -89,6 +95,7 @@ class KeySetServer:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def stop(self) -> None:
+        self._released.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
