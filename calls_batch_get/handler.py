@@ -44,6 +44,12 @@ class Handler:
         self._store = store
         self._logger = logger
 
+    def close(self) -> None:
+        """Shuts down what the instance built (its pool above all), if it built it."""
+        store = self._store.built()
+        if store is not None:
+            store.close()
+
     def __call__(self, request: Request) -> Response:
         started = time.perf_counter()
         rid = request_id(request.headers.get("X-Request-Id"))

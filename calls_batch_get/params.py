@@ -19,8 +19,9 @@ MAX_LIMIT = 200
 MAX_OFFSET = 2_147_483_647
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-# Twenty digits is past MAX_OFFSET yet short enough that int() never meets Python's digit limit.
-_INTEGER = re.compile(r"-?[0-9]{1,20}")
+# A sign and digits, leading zeros apart. Any number of digits is an integer; past a bound it is
+# judged by its length alone, so that no input reaches int() (which refuses 4,300 digits).
+_INTEGER = re.compile(r"(-?)0*([0-9]+)")
 
 T = TypeVar("T")
 
@@ -63,21 +64,25 @@ def _contact_status(raw: str) -> ContactStatus:
         raise ParamError(f"contact_status must be one of: {allowed}") from None
 
 
-def _integer(name: str, raw: str) -> int:
-    if not _INTEGER.fullmatch(raw):
+def _integer(name: str, raw: str, bound: int) -> int:
+    """The value; one with more digits than ``bound`` reads as ``bound + 1`` (or its negative)."""
+    match = _INTEGER.fullmatch(raw)
+    if match is None:
         raise ParamError(f"{name} must be an integer")
-    return int(raw)
+    sign, digits = match.groups()
+    value = bound + 1 if len(digits) > len(str(bound)) else int(digits)
+    return -value if sign else value
 
 
 def _limit(raw: str) -> int:
-    value = _integer("contact_limit", raw)
+    value = _integer("contact_limit", raw, MAX_LIMIT)
     if value < 1:
         raise ParamError("contact_limit must be at least 1")
     return min(value, MAX_LIMIT)
 
 
 def _offset(raw: str) -> int:
-    value = _integer("contact_offset", raw)
+    value = _integer("contact_offset", raw, MAX_OFFSET)
     if value < 0:
         raise ParamError("contact_offset must be at least 0")
     if value > MAX_OFFSET:

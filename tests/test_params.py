@@ -75,19 +75,24 @@ def test_contact_status_not_allowed(raw: str) -> None:
     )
 
 
-@pytest.mark.parametrize("raw", ["abc", "1.5", "", " 5", "5 ", "+5", "1e3", "٣", "9" * 21])
+@pytest.mark.parametrize("raw", ["abc", "1.5", "", " 5", "5 ", "+5", "1e3", "٣", "-", "--1"])
 def test_contact_limit_not_an_integer(raw: str) -> None:
     message = error_of(("batch_id", BATCH), ("contact_limit", raw))
     assert message == "contact_limit must be an integer"
 
 
-@pytest.mark.parametrize("raw", ["0", "-1", "-99999"])
+@pytest.mark.parametrize("raw", ["0", "-0", "000", "-1", "-99999", "-" + "9" * 5000])
 def test_contact_limit_below_one(raw: str) -> None:
     message = error_of(("batch_id", BATCH), ("contact_limit", raw))
     assert message == "contact_limit must be at least 1"
 
 
-@pytest.mark.parametrize(("raw", "limit"), [("1", 1), ("200", 200), ("201", 200), ("9" * 20, 200)])
+@pytest.mark.parametrize(
+    ("raw", "limit"),
+    [("1", 1), ("200", 200), ("0200", 200), ("201", 200), ("1000", 200), ("9" * 20, 200),
+     ("9" * 21, 200), ("1" + "0" * 4999, 200), ("0" * 5000 + "7", 7)],
+    ids=["1", "200", "0200", "201", "1000", "20-digits", "21-digits", "5000-digits", "zeros-7"],
+)
 def test_contact_limit_clamped_to_200(raw: str, limit: int) -> None:
     assert parse_query(MultiDict([("batch_id", BATCH), ("contact_limit", raw)])).limit == limit
 
@@ -108,9 +113,10 @@ def test_contact_offset_huge_is_stopped_before_the_database() -> None:
     assert parse_query(
         MultiDict([("batch_id", BATCH), ("contact_offset", str(MAX_OFFSET))])
     ).offset == MAX_OFFSET
-    assert error_of(("batch_id", BATCH), ("contact_offset", str(MAX_OFFSET + 1))) == (
-        f"contact_offset must be at most {MAX_OFFSET}"
-    )
+    for raw in (str(MAX_OFFSET + 1), "9" * 21, "9" * 5000):
+        assert error_of(("batch_id", BATCH), ("contact_offset", raw)) == (
+            f"contact_offset must be at most {MAX_OFFSET}"
+        )
 
 
 @pytest.mark.parametrize(

@@ -50,6 +50,10 @@ class SupabaseStore:
             max_workers=MAX_THREADS, thread_name_prefix="supabase-read"
         )
 
+    def close(self) -> None:
+        # Reads still running end by their own deadline; nothing new starts.
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
     def read(self, user_id: UUID, query: BatchQuery) -> BatchRead:
         # All three go out at once; what the caller may see is decided only when they are back.
         agency = self._threads.submit(self._agency_of, user_id)
