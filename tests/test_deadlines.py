@@ -15,31 +15,13 @@ import pytest
 
 from calls_batch_get.params import BatchQuery
 from calls_batch_get.store import StoreError
-from calls_batch_get.store.postgres import APPLICATION_NAME, FETCH_FAILED, PostgresStore
-from tests.database import Seeder
+from calls_batch_get.store.postgres import FETCH_FAILED, PostgresStore
+from tests.database import Seeder, backend_pids, poll
 from tests.wire_proxy import WireProxy, proxied_url
 
 BUDGET = 2.0
 # What a loaded, shared machine may add on top of the budget before a test calls it a failure.
 SLACK = 1.0
-
-
-def backend_pids(conn: psycopg.Connection[object]) -> set[int]:
-    rows = conn.execute(
-        "select pid from pg_stat_activity where application_name = %s"
-        " and datname = current_database()",
-        (APPLICATION_NAME,),
-    ).fetchall()
-    return {row[0] for row in rows}  # type: ignore[index]
-
-
-def poll(condition: object, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def timed_read(store: PostgresStore, user_id: UUID, batch_id: UUID) -> tuple[float, object]:
@@ -86,7 +68,7 @@ def test_a_frozen_server_fails_the_read_within_the_budget_and_its_connection_is_
         assert BUDGET - 0.1 <= seconds <= BUDGET + SLACK
         # The connection was closed, not handed back: its server process ends once it can see
         # that, and the next read connects afresh and succeeds.
-        assert poll(lambda: frozen_backend not in backend_pids(db.conn))
+        assert poll(lambda: frozen_backend not in backend_pids(db.conn)) is not None
         assert store.read(user_id, BatchQuery(batch_id=batch_id)).batch is not None
     finally:
         store.close()

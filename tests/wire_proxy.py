@@ -10,10 +10,11 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import urlencode
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
 Direction = Literal["to_server", "to_client"]
 # A unix socket's path, or a TCP host and port.
@@ -179,6 +180,8 @@ class WireProxy:
         source, target = (
             (link.client, link.server) if direction == "to_server" else (link.server, link.client)
         )
+        if source.fileno() < 0:
+            return  # closed by the other direction's event earlier in this round
         try:
             chunk = source.recv(CHUNK)
             if chunk:
@@ -218,9 +221,10 @@ def upstream_of(database_url: str) -> tuple[socket.AddressFamily, Address]:
 def proxied_url(database_url: str, port: int) -> str:
     """The same connection settings (database, user, password, ssl) with the proxy as host."""
     params = conninfo_to_dict(database_url)
-    params.pop("hostaddr", None)
-    params.update(host="127.0.0.1", port=str(port))
-    return make_conninfo("", **params)
+    for name in ("host", "hostaddr", "port"):
+        params.pop(name, None)
+    # A URI, not key=value: the function's settings accept only postgresql:// URLs.
+    return f"postgresql://127.0.0.1:{port}/?{urlencode({k: str(v) for k, v in params.items()})}"
 
 
 @pytest.fixture

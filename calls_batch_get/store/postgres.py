@@ -144,6 +144,7 @@ class PostgresStore:
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self._timeout_seconds = timeout_seconds
+        self._max_connections = max_connections
         self._watchdog = Watchdog(f"{APPLICATION_NAME}-watchdog")
         # The instance builds its store on the first request (instance.Lazy), so the pool is
         # created on first use; with min_size=0 it connects only when a read needs a connection.
@@ -166,13 +167,15 @@ class PostgresStore:
     def _fetch(
         self, statement: sql.Composed, params: dict[str, Any], deadline: Deadline
     ) -> DictRow:
-        try:
-            return self._fetch_once(statement, params, deadline)
-        except _ConnectionDropped:
-            # A pooled connection the server or a pooler dropped while idle (an instance's CPU is
-            # throttled between requests, so the pool cannot notice in time). The read has no
-            # side effects: one more try, on a fresh connection, within the same deadline.
-            return self._fetch_once(statement, params, deadline)
+        # A pooled connection the server or a pooler dropped while idle (an instance's CPU is
+        # throttled between requests, so the pool cannot notice in time) fails at once, and the
+        # read has no side effects: try the next one. After a server restart every pooled
+        # connection is dead, so as many tries as the pool holds, and one on a fresh connection,
+        # all within the same deadline.
+        for _ in range(self._max_connections):
+            with contextlib.suppress(_ConnectionDropped):
+                return self._fetch_once(statement, params, deadline)
+        return self._fetch_once(statement, params, deadline)
 
     def _fetch_once(
         self, statement: sql.Composed, params: dict[str, Any], deadline: Deadline
