@@ -38,6 +38,8 @@ from scripts.localdb import apply_migrations, embedded_postgres, schema_present 
 # Placeholder: locally the function only derives the token issuer (and key-set URL) from it.
 SUPABASE_URL = "http://127.0.0.1:54321"
 READY_TIMEOUT_SECONDS = 60.0
+# How long the function's processes get to finish running requests before they are killed.
+STOP_GRACE_SECONDS = 5.0
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -87,7 +89,12 @@ def start_function(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     # The console script of the interpreter's own environment (the project's venv).
     executable = Path(sys.executable).parent / "functions-framework"
     command = [str(executable), "--target", "calls_batch_get", "--source", "main.py"]
-    return subprocess.Popen([*command, "--port", str(port)], cwd=REPO_ROOT, env=env)
+    # A process group of its own (gunicorn's arbiter and its worker), stopped as a whole: a
+    # terminal's Ctrl-C reaches only this runner, which then stops the group in order, and a
+    # worker whose arbiter died cannot survive on the port.
+    return subprocess.Popen(
+        [*command, "--port", str(port)], cwd=REPO_ROOT, env=env, start_new_session=True
+    )
 
 
 def wait_until_listening(process: subprocess.Popen[bytes], port: int) -> None:
@@ -101,14 +108,39 @@ def wait_until_listening(process: subprocess.Popen[bytes], port: int) -> None:
     raise SystemExit(f"the function did not listen on port {port} within {READY_TIMEOUT_SECONDS}s")
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of a process group, from /proc."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            # The command name (in parentheses) may hold spaces: the fields after it are fixed.
+            state, _ppid, group = stat.read_text().rpartition(")")[2].split()[:3]
+        except (OSError, ValueError):
+            continue
+        if int(group) == pgid and state != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def _group_ends(process: subprocess.Popen[bytes], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        process.poll()  # reaps the leader, which is our child
+        if not group_members(process.pid):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the function's whole group (running requests may finish), SIGKILL to what is
+    left after a grace period, and back only when no process of the group is alive."""
+    for sig, wait in ((signal.SIGTERM, STOP_GRACE_SECONDS), (signal.SIGKILL, STOP_GRACE_SECONDS)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        if _group_ends(process, wait):
+            return
 
 
 def curl(port: int, token: str, batch_id: UUID) -> str:
