@@ -27,7 +27,8 @@ def create_store(settings: Settings) -> Store:
     return SupabaseStore(
         create_supabase_client(
             settings.supabase_url, settings.service_role_key, settings.db_timeout_seconds
-        )
+        ),
+        timeout_seconds=settings.db_timeout_seconds,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import TypeVar
 from uuid import UUID
 
@@ -11,8 +11,10 @@ from postgrest import APIError, CountMethod, SyncSelectRequestBuilder
 from pydantic import BaseModel, ValidationError
 from supabase import Client, ClientOptions, create_client
 
+from calls_batch_get.deadline import Deadline
 from calls_batch_get.models import BATCH_COLUMNS, CONTACT_COLUMNS, Batch, Contact
 from calls_batch_get.params import BatchQuery
+from calls_batch_get.settings import DEFAULT_DB_TIMEOUT_SECONDS
 from calls_batch_get.store import BatchRead, ContactsPage, StoreError
 
 T = TypeVar("T")
@@ -26,13 +28,31 @@ MAX_THREADS = 64
 _READ_ERRORS = (APIError, httpx.HTTPError, ValidationError, ValueError, TypeError, KeyError)
 
 
+class _DeadlineTransport(httpx.HTTPTransport):
+    """httpx counts its timeouts per phase (pool, connect, write, and each read); here every
+    phase of a request gets only what is left of one deadline set when the request starts."""
+
+    def __init__(self, timeout_seconds: float) -> None:
+        super().__init__()
+        self._timeout_seconds = timeout_seconds
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        deadline = Deadline(self._timeout_seconds)
+        request.extensions["timeout"] = dict.fromkeys(
+            ("pool", "connect", "write", "read"), deadline.remaining()
+        )
+        return super().handle_request(request)
+
+
 def create_supabase_client(url: str, key: str, timeout_seconds: float) -> Client:
     return create_client(
         url,
         key,
         options=ClientOptions(
             # One connection pool for the instance; supabase-py's own default timeout is 120 s.
-            httpx_client=httpx.Client(timeout=timeout_seconds),
+            httpx_client=httpx.Client(
+                timeout=timeout_seconds, transport=_DeadlineTransport(timeout_seconds)
+            ),
             # Its retries sleep 1, 2, 4... seconds on a 503/520 or a dropped connection: far past
             # what a person watching a screen waits for. A failed read is a 500 they can retry.
             postgrest_client_retry=False,
@@ -44,8 +64,17 @@ def create_supabase_client(url: str, key: str, timeout_seconds: float) -> Client
 
 
 class SupabaseStore:
-    def __init__(self, client: Client, threads: ThreadPoolExecutor | None = None) -> None:
+    """The three reads over PostgREST. ``timeout_seconds`` bounds a read as a whole: past it the
+    request fails, whatever its HTTP calls are still waiting for."""
+
+    def __init__(
+        self,
+        client: Client,
+        threads: ThreadPoolExecutor | None = None,
+        timeout_seconds: float = DEFAULT_DB_TIMEOUT_SECONDS,
+    ) -> None:
         self._client = client
+        self._timeout_seconds = timeout_seconds
         self._threads = threads or ThreadPoolExecutor(
             max_workers=MAX_THREADS, thread_name_prefix="supabase-read"
         )
@@ -59,15 +88,19 @@ class SupabaseStore:
         agency = self._threads.submit(self._agency_of, user_id)
         batch = self._threads.submit(self._batch, query.batch_id)
         page = self._threads.submit(self._contacts, query)
-
-        agency_id = _result(agency, "Failed to fetch user")
-        if agency_id is None:
-            return BatchRead(agency_id=None)
-        found = _result(batch, "Failed to fetch batch")
-        if found is None or found.agency_id != agency_id:
-            return BatchRead(agency_id=agency_id)
-        contacts = _result(page, "Failed to fetch contacts")
-        return BatchRead(agency_id=agency_id, batch=found, page=contacts)
+        deadline = Deadline(self._timeout_seconds)
+        try:
+            agency_id = _result(agency, "Failed to fetch user", deadline)
+            if agency_id is None:
+                return BatchRead(agency_id=None)
+            found = _result(batch, "Failed to fetch batch", deadline)
+            if found is None or found.agency_id != agency_id:
+                return BatchRead(agency_id=agency_id)
+            contacts = _result(page, "Failed to fetch contacts", deadline)
+            return BatchRead(agency_id=agency_id, batch=found, page=contacts)
+        finally:
+            for future in (agency, batch, page):
+                future.cancel()  # those not started yet (threads all busy) never will be
 
     def _agency_of(self, user_id: UUID) -> UUID | None:
         rows = _rows(
@@ -138,8 +171,8 @@ def _count_of(count: int | None) -> int:
     return count
 
 
-def _result(future: Future[T], failure: str) -> T:
+def _result(future: Future[T], failure: str, deadline: Deadline) -> T:
     try:
-        return future.result()
-    except _READ_ERRORS as error:
+        return future.result(timeout=deadline.remaining())
+    except (*_READ_ERRORS, TimeoutError, CancelledError) as error:
         raise StoreError(failure) from error
