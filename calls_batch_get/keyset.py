@@ -19,11 +19,13 @@ from time import monotonic
 from jwt import PyJWK, PyJWKSet
 from jwt.exceptions import PyJWKError, PyJWKSetError
 
+from calls_batch_get.deadline import Deadline
 from calls_batch_get.log import LOGGER_NAME
 
 _log = logging.getLogger(f"{LOGGER_NAME}.keyset")
 # A project's key set is a few keys; anything much larger is not one.
 MAX_KEY_SET_BYTES = 1 << 20
+READ_CHUNK_BYTES = 4096
 
 
 class KeySetUnavailable(Exception):
@@ -120,8 +122,15 @@ class KeySetCache:
         # The URL is an http(s) one, checked by load_settings.
         accept = {"Accept": "application/json"}
         request = urllib.request.Request(self._url, headers=accept)  # noqa: S310
+        deadline = Deadline(self._fetch_timeout)
         with urllib.request.urlopen(request, timeout=self._fetch_timeout) as response:  # noqa: S310
-            body = response.read(MAX_KEY_SET_BYTES)
+            # Read in pieces against one deadline: a socket timeout alone restarts with every
+            # byte, so a server answering a byte at a time would hold the one fetch for ever.
+            body = b""
+            while chunk := response.read(READ_CHUNK_BYTES):
+                body += chunk
+                if len(body) > MAX_KEY_SET_BYTES or not deadline.remaining():
+                    raise PyJWKSetError("the key set is too large or too slow to arrive")
         try:
             key_set = PyJWKSet.from_dict(json.loads(body))
         except (PyJWKError, PyJWKSetError, ValueError, TypeError, AttributeError) as error:

@@ -140,9 +140,12 @@ def test_alg_none(verifier: TokenVerifier, tokens: TokenFactory) -> None:
     assert auth_error(verifier, f"{header}.{payload}.") == "Token algorithm is not allowed"
 
 
-@pytest.mark.parametrize("alg", ["HS512", "ES384", "PS256", "EdDSA"])
+@pytest.mark.parametrize(
+    # The last four are not names at all: header JSON is the attacker's to shape.
+    "alg", ["HS512", "ES384", "PS256", "EdDSA", ["ES256"], {"alg": "ES256"}, 256, None]
+)
 def test_algorithms_outside_the_allowed_set(
-    verifier: TokenVerifier, tokens: TokenFactory, alg: str
+    verifier: TokenVerifier, tokens: TokenFactory, alg: object
 ) -> None:
     header = b64(json.dumps({"alg": alg, "typ": "JWT", "kid": tokens.ec_key.kid}).encode())
     payload = b64(json.dumps(tokens.claims(USER)).encode())
@@ -306,16 +309,6 @@ def test_bearer_scheme_is_case_insensitive(scheme: str) -> None:
 # --- header and claims that are there but wrong ---------------------------------------------
 
 
-@pytest.mark.parametrize("alg", [["ES256"], {"alg": "ES256"}, 256, None])
-def test_alg_that_is_not_a_name_is_a_401(
-    verifier: TokenVerifier, tokens: TokenFactory, alg: object
-) -> None:
-    header = b64(json.dumps({"alg": alg, "typ": "JWT", "kid": tokens.ec_key.kid}).encode())
-    payload = b64(json.dumps(tokens.claims(USER)).encode())
-    token = f"{header}.{payload}.{b64(b'x' * 64)}"
-    assert auth_error(verifier, token) == "Token algorithm is not allowed"
-
-
 @pytest.mark.parametrize("role", ["anon", "service_role", None, ["authenticated"]])
 def test_role_other_than_authenticated_is_a_401(
     verifier: TokenVerifier, tokens: TokenFactory, role: object
@@ -382,10 +375,13 @@ def short_fetch_timeout(monkeypatch: pytest.MonkeyPatch) -> float:
     return 1.0
 
 
+@pytest.mark.parametrize("fault", ["hanging", "trickling"])
 def test_hanging_key_service_on_a_fresh_instance_holds_no_request_past_the_fetch_timeout(
-    settings: Settings, tokens: TokenFactory, key_server: KeySetServer, short_fetch_timeout: float
+    settings: Settings, tokens: TokenFactory, key_server: KeySetServer, short_fetch_timeout: float,
+    fault: str,
 ) -> None:
-    key_server.hanging = True
+    # Trickling: a byte at a time, each inside the socket timeout, so only a deadline ends it.
+    setattr(key_server, fault, True)
     verifier = TokenVerifier(settings)
 
     outcomes = verify_concurrently(verifier, tokens.es256(USER))

@@ -50,13 +50,14 @@ class SigningKey:
 class KeySetServer:
     """Serves a JWKS over real HTTP on loopback, as Supabase Auth does, and counts the fetches.
     With ``hanging`` set it takes requests and answers none until stopped (or ``hanging`` is
-    cleared)."""
+    cleared); with ``trickling`` set it answers, a byte every 0.1 s, until stopped."""
 
     keys: list[dict[str, Any]]
     status: int = 200
     body: bytes | None = None
     fetches: int = 0
     hanging: bool = False
+    trickling: bool = False
     _released: threading.Event = field(default_factory=threading.Event, repr=False)
     _server: ThreadingHTTPServer | None = field(default=None, repr=False)
 
@@ -68,6 +69,14 @@ class KeySetServer:
                 outer.fetches += 1
                 while outer.hanging and not outer._released.wait(0.05):
                     pass
+                if outer.trickling:
+                    self.send_response(200)
+                    self.send_header("Content-Length", "100000")
+                    self.end_headers()
+                    while not outer._released.wait(0.1):
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                    return
                 if self.path != JWKS_PATH:
                     self.send_error(404)
                     return
