@@ -124,10 +124,12 @@ class KeySetCache:
         request = urllib.request.Request(self._url, headers=accept)  # noqa: S310
         deadline = Deadline(self._fetch_timeout)
         with urllib.request.urlopen(request, timeout=self._fetch_timeout) as response:  # noqa: S310
-            # Read in pieces against one deadline: a socket timeout alone restarts with every
-            # byte, so a server answering a byte at a time would hold the one fetch for ever.
+            # Read in pieces (whatever has arrived) against one deadline: a socket timeout alone
+            # restarts with every byte, so a body sent a byte at a time would hold the one fetch
+            # for ever. (Headers sent so cannot be bounded here; the requests waiting for the
+            # fetch still are, by their own wait.)
             body = b""
-            while chunk := response.read(READ_CHUNK_BYTES):
+            while chunk := response.read1(READ_CHUNK_BYTES):
                 body += chunk
                 if len(body) > MAX_KEY_SET_BYTES or not deadline.remaining():
                     raise PyJWKSetError("the key set is too large or too slow to arrive")

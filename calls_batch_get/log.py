@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import warnings
 from typing import Any, TextIO
 
@@ -54,9 +55,12 @@ def _show_warning(
     file: TextIO | None = None,
     line: str | None = None,
 ) -> None:
-    # Python's own rendering is two lines of text on stderr; the warning's text may hold data.
-    logging.getLogger("py.warnings").warning(
-        "%s at %s:%s", category.__name__, os.path.basename(filename), lineno
+    # Python's own rendering is two lines of text on stderr; the warning's text may hold data,
+    # its class and where it was raised do not.
+    logging.getLogger(LOGGER_NAME).warning(
+        "Python warning",
+        extra={"fields": {"cause": category.__name__,
+                          "where": f"{os.path.basename(filename)}:{lineno}"}},
     )
 
 
@@ -73,7 +77,16 @@ def configure(level: str) -> logging.Logger:
     if not any(isinstance(h, _CloudLoggingHandler) for h in root.handlers):
         root.addHandler(_CloudLoggingHandler(redact=True))
     warnings.showwarning = _show_warning
+    # An exception escaping a thread (the pool's, a key-set fetch) would print its traceback.
+    threading.excepthook = _thread_exception
     return logger
+
+
+def _thread_exception(args: threading.ExceptHookArgs) -> None:
+    logging.getLogger(LOGGER_NAME).error(
+        "uncaught exception in a thread",
+        extra={"fields": {"cause": args.exc_type.__name__}},
+    )
 
 
 def severity(status: int) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from typing import Any
 from uuid import UUID
 
@@ -12,7 +14,7 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from tests.conftest import AppFactory
+from tests.conftest import ROOT, AppFactory
 from tests.database import Seeder, backend_pids
 from tests.function_process import free_port
 from tests.tokens import KeySetServer, TokenFactory
@@ -144,3 +146,23 @@ def test_log_line_is_written_once_and_holds_no_query_string(
     for leaked in ("marker-in-the-query", "utm_source", "contact_status", str(batch_id),
                    "someone@example.com", "+1555"):
         assert leaked not in text
+
+
+def test_warnings_and_thread_crashes_are_json_lines_without_their_text() -> None:
+    # In a process of its own: pytest itself intercepts warnings and thread exceptions.
+    script = (
+        "import threading, warnings\n"
+        "from calls_batch_get.log import configure\n"
+        "configure('INFO')\n"
+        "warnings.warn('could not reach db.internal:5432 for someone@example.com')\n"
+        "def crash(): raise RuntimeError('password=hunter2')\n"
+        "thread = threading.Thread(target=crash); thread.start(); thread.join()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        check=True,
+    )
+    lines = [*result.stdout.splitlines(), *result.stderr.splitlines()]
+    assert [json.loads(line)["cause"] for line in lines] == ["UserWarning", "RuntimeError"]
+    for leaked in ("db.internal", "5432", "someone@example.com", "hunter2"):
+        assert leaked not in result.stdout + result.stderr

@@ -50,7 +50,7 @@ class SigningKey:
 class KeySetServer:
     """Serves a JWKS over real HTTP on loopback, as Supabase Auth does, and counts the fetches.
     With ``hanging`` set it takes requests and answers none until stopped (or ``hanging`` is
-    cleared); with ``trickling`` set it answers, a byte every 0.1 s, until stopped."""
+    cleared); with ``trickling`` set it answers headers a byte every 0.1 s, until stopped."""
 
     keys: list[dict[str, Any]]
     status: int = 200
@@ -70,11 +70,11 @@ class KeySetServer:
                 while outer.hanging and not outer._released.wait(0.05):
                     pass
                 if outer.trickling:
-                    self.send_response(200)
-                    self.send_header("Content-Length", "100000")
-                    self.end_headers()
+                    # A header that never ends: no socket timeout fires, and no HTTP client
+                    # can put a deadline on reading headers.
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
                     while not outer._released.wait(0.1):
-                        self.wfile.write(b" ")
+                        self.wfile.write(b"x")
                         self.wfile.flush()
                     return
                 if self.path != JWKS_PATH:
