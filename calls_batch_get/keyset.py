@@ -59,6 +59,10 @@ class KeySetCache:
         self.fetches = 0
         """How many fetches (first fetch and refreshes) have been started, for tests and logs."""
 
+    @property
+    def fetching(self) -> bool:
+        return self._fetching
+
     def key(self, kid: str) -> PyJWK | None:
         """The key ``kid`` names; None when a readable set does not hold it (the token's fault).
 

@@ -22,6 +22,7 @@ from calls_batch_get.auth import (
     bearer_token,
 )
 from calls_batch_get.settings import Settings, load_settings
+from tests.database import poll
 from tests.tokens import KeySetServer, SigningKey, TokenFactory
 
 USER = uuid.UUID("0b6f1d7e-1111-4c5e-9f00-0123456789ab")
@@ -430,4 +431,18 @@ def test_expired_key_set_keeps_answering_while_its_refresh_fails_or_hangs(
         # Answered from the set in hand, not after the refresh: well inside the fetch timeout.
         assert max(seconds for seconds, _ in outcomes) < 2.0, outcomes
     # One refresh for the 24 requests: it hangs, or its failure is remembered.
+    assert verifier.key_set.fetches == 2
+
+
+def test_a_key_set_sent_a_byte_at_a_time_ends_its_fetch_at_the_timeout(
+    verifier: TokenVerifier, tokens: TokenFactory, key_server: KeySetServer, clock: Clock,
+    short_fetch_timeout: float,
+) -> None:
+    key_server.trickling_body = True
+    assert failed_to_verify(verify_concurrently(verifier, tokens.es256(USER), 2))
+    key_server.trickling_body = False
+    # The trickled fetch gives up by itself, and once the back-off has passed a new one starts.
+    assert poll(lambda: not verifier.key_set.fetching, 2 * short_fetch_timeout + 1) is not None
+    clock.advance(6)
+    assert verifier.verify(tokens.es256(USER)).user_id == USER
     assert verifier.key_set.fetches == 2
