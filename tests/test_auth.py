@@ -440,9 +440,10 @@ def test_a_key_set_sent_a_byte_at_a_time_ends_its_fetch_at_the_timeout(
 ) -> None:
     key_server.trickling_body = True
     assert failed_to_verify(verify_concurrently(verifier, tokens.es256(USER), 2))
-    key_server.trickling_body = False
-    # The trickled fetch gives up by itself, and once the back-off has passed a new one starts.
+    # The fetch gives up by itself while the trickle goes on, and once the back-off has passed
+    # a new one starts.
     assert poll(lambda: not verifier.key_set.fetching, 2 * short_fetch_timeout + 1) is not None
+    key_server.trickling_body = False
     clock.advance(6)
     assert verifier.verify(tokens.es256(USER)).user_id == USER
     assert verifier.key_set.fetches == 2
