@@ -19,9 +19,10 @@ MAX_LIMIT = 200
 MAX_OFFSET = 2_147_483_647
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-# A sign and digits, leading zeros apart. Any number of digits is an integer; past a bound it is
-# judged by its length alone, so that no input reaches int() (which refuses 4,300 digits).
-_INTEGER = re.compile(r"(-?)0*([0-9]+)")
+# A sign and digits. Any number of digits is an integer; past a bound it is judged by its length
+# alone, so that no input reaches int() (which refuses 4,300 digits). (No "0*" before the digits:
+# on a long run of zeros that fails to match, the regex would backtrack quadratically.)
+_INTEGER = re.compile(r"(-?)([0-9]+)")
 
 T = TypeVar("T")
 
@@ -70,6 +71,7 @@ def _integer(name: str, raw: str, bound: int) -> int:
     if match is None:
         raise ParamError(f"{name} must be an integer")
     sign, digits = match.groups()
+    digits = digits.lstrip("0") or "0"
     value = bound + 1 if len(digits) > len(str(bound)) else int(digits)
     return -value if sign else value
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+import time
 from uuid import UUID
 
 import pytest
@@ -138,3 +140,12 @@ def test_unknown_parameters_are_ignored() -> None:
 
 def test_batch_id_is_checked_before_the_others() -> None:
     assert error_of(("contact_limit", "x")) == "batch_id query parameter is required"
+
+
+@pytest.mark.parametrize("raw", ["0" * 100_000 + "x", "-" + "0" * 100_000 + "x", "9" * 100_000])
+def test_long_numbers_are_judged_in_linear_time(raw: str) -> None:
+    # A regex that backtracks on long runs of digits would take tens of seconds here.
+    started = time.monotonic()
+    with contextlib.suppress(ParamError):
+        parse_query(MultiDict([("batch_id", BATCH), ("contact_limit", raw)]))
+    assert time.monotonic() - started < 1.0
