@@ -14,8 +14,6 @@ answers. Goal: longest <= budget + 1 s, recovery <= 1 s, 0 wrong, 0 leaked.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import random
 import signal
 import threading
@@ -32,6 +30,7 @@ import psycopg
 from calls_batch_get.store.postgres import APPLICATION_NAME, DEFAULT_MAX_CONNECTIONS
 from scripts import demo_data
 from scripts.localdb import apply_migrations, embedded_postgres
+from scripts.processes import server_processes, signal_all
 from tests.database import backend_pids
 from tests.function_process import FunctionProcess, functions_framework_for
 from tests.tokens import KeySetServer, SigningKey, TokenFactory
@@ -150,37 +149,6 @@ class Fault:
     during: Callable[[], None] = lambda: None
 
 
-def server_pids(data_dir: Path) -> list[int]:
-    """The postmaster (whose command line names its data directory) and its children."""
-    postmaster = [
-        int(p.parent.name) for p in Path("/proc").glob("[0-9]*/cmdline")
-        if str(data_dir).encode() in _read(p)
-    ]
-    children = [
-        int(p.parent.name) for p in Path("/proc").glob("[0-9]*/stat")
-        if _ppid(p) in postmaster
-    ]
-    return postmaster + children
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError:
-        return b""
-
-
-def _ppid(stat: Path) -> int:
-    fields = _read(stat).decode(errors="replace").rpartition(")")[2].split()
-    return int(fields[1]) if len(fields) > 1 else -1
-
-
-def signal_server(data_dir: Path, sig: signal.Signals) -> None:
-    for pid in server_pids(data_dir):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-
-
 def faults(
     url: str, data_dir: Path, proxy: WireProxy, keys: KeySetServer, admin: psycopg.Connection[Any]
 ) -> list[Fault]:
@@ -199,6 +167,9 @@ def faults(
     def set_hanging(value: bool) -> None:
         keys.hanging = value
 
+    def signal_server(sig: signal.Signals) -> None:
+        signal_all(server_processes(data_dir), sig)
+
     def drop_connections() -> None:
         admin.execute(
             "select pg_terminate_backend(pid) from pg_stat_activity where application_name = %s",
@@ -207,8 +178,8 @@ def faults(
 
     return [
         Fault("network partition (proxy stops forwarding)", proxy.freeze, proxy.thaw),
-        Fault("server frozen (SIGSTOP)", lambda: signal_server(data_dir, signal.SIGSTOP),
-              lambda: signal_server(data_dir, signal.SIGCONT)),
+        Fault("server frozen (SIGSTOP)", lambda: signal_server(signal.SIGSTOP),
+              lambda: signal_server(signal.SIGCONT)),
         Fault("contacts table locked", lock_begin, lock_end),
         Fault("key service hanging", lambda: set_hanging(True), lambda: set_hanging(False)),
         Fault("connections dropped every second", lambda: None, lambda: None, drop_connections),

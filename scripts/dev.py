@@ -34,6 +34,7 @@ import psycopg  # noqa: E402
 
 from scripts import demo_data  # noqa: E402
 from scripts.localdb import apply_migrations, embedded_postgres, schema_present  # noqa: E402
+from scripts.processes import group_members  # noqa: E402
 
 # Placeholder: locally the function only derives the token issuer (and key-set URL) from it.
 SUPABASE_URL = "http://127.0.0.1:54321"
@@ -106,20 +107,6 @@ def wait_until_listening(process: subprocess.Popen[bytes], port: int) -> None:
             return
         time.sleep(0.2)
     raise SystemExit(f"the function did not listen on port {port} within {READY_TIMEOUT_SECONDS}s")
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes of a process group, from /proc."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            # The command name (in parentheses) may hold spaces: the fields after it are fixed.
-            state, _ppid, group = stat.read_text().rpartition(")")[2].split()[:3]
-        except (OSError, ValueError):
-            continue
-        if int(group) == pgid and state != "Z":
-            members.append(int(stat.parent.name))
-    return members
 
 
 def _group_ends(process: subprocess.Popen[bytes], timeout: float) -> bool:

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from scripts.localdb import REPO_ROOT
+from scripts.processes import processes_naming, server_processes, signal_all
 
 CURL = re.compile(r'curl .*-H "Authorization: Bearer (?P<token>[^"]+)" "(?P<url>[^"]+)"')
 DATA_DIR = re.compile(r"host=(?P<dir>\S+)")
@@ -32,50 +33,13 @@ def free_port() -> int:
 
 
 def processes_using(path: Path) -> list[int]:
-    """Live processes whose command line names ``path`` (zombies have none)."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        try:
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if str(path).encode() in cmdline:
-            pids.append(int(proc.name))
-    return pids
+    """Live processes whose command line names ``path``."""
+    return processes_naming(str(path).encode())
 
 
 def function_processes(port: int) -> list[int]:
     """The function's processes (gunicorn's arbiter and worker) serving ``port``."""
-    needles = (b"functions-framework\0", f"--port\0{port}\0".encode())
-    pids = []
-    for proc in Path("/proc").iterdir():
-        try:
-            cmdline = (proc / "cmdline").read_bytes() + b"\0"
-        except OSError:
-            continue
-        if all(needle in cmdline for needle in needles):
-            pids.append(int(proc.name))
-    return pids
-
-
-def server_processes(data_dir: Path) -> list[int]:
-    """The embedded PostgreSQL: its postmaster (named by its data directory) and children."""
-    postmasters = set(processes_using(data_dir))
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rpartition(")")[2].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        if ppid in postmasters:
-            children.append(int(stat.parent.name))
-    return [*postmasters, *children]
-
-
-def signal_all(pids: list[int], sig: signal.Signals) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
+    return processes_naming(b"functions-framework\0", f"--port\0{port}\0".encode())
 
 
 def port_is_free(port: int) -> bool:
