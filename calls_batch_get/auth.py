@@ -7,21 +7,17 @@ from dataclasses import dataclass
 from uuid import UUID
 
 import jwt
-from jwt import (
-    PyJWK,
-    PyJWKClient,
-    PyJWKClientConnectionError,
-    PyJWKClientError,
-    PyJWKSet,
-    PyJWKSetError,
-)
+from jwt import PyJWK
 from jwt.exceptions import InvalidSubjectError
 
 from calls_batch_get.errors import ApiError, ErrorCode
+from calls_batch_get.keyset import KeySetCache, KeySetUnavailable
 from calls_batch_get.settings import Settings
 
 ASYMMETRIC_ALGORITHMS = frozenset({"ES256", "RS256"})
 AUDIENCE = "authenticated"
+# Supabase signs user sessions with this role; anon and service keys carry others.
+ROLE = "authenticated"
 # Clock skew between Supabase Auth and this instance.
 LEEWAY_SECONDS = 30
 # An unknown kid refetches the key set at most this often, so garbage kids cannot hammer Auth.
@@ -31,6 +27,10 @@ JWKS_FETCH_TIMEOUT_SECONDS = 5.0
 REALM = "calls-batch-get"
 # RFC 6750's error_description: printable ASCII without a double quote or a backslash.
 _DESCRIPTION_UNSAFE = re.compile(r'[^\x20-\x21\x23-\x5b\x5d-\x7e]')
+# After a failed fetch, no other before this much time (doubling per failure, up to the max).
+JWKS_BACKOFF_SECONDS = (5.0, 60.0)
+# Registered claims PyJWT reads as numbers, also when they arrive as numeric strings.
+_NUMERIC_CLAIMS = ("exp", "nbf", "iat")
 
 
 class AuthError(ApiError):
@@ -94,23 +94,6 @@ def _describe(error: jwt.InvalidTokenError) -> str:
     return "Token is invalid"
 
 
-class _KeySetClient(PyJWKClient):
-    """PyJWKClient that keeps using the last key set it read while the endpoint is unreachable:
-    an Auth outage past the cache's lifespan must not turn every valid token into a 500."""
-
-    _last_good: PyJWKSet | None = None
-
-    def get_jwk_set(self, refresh: bool = False) -> PyJWKSet:
-        try:
-            key_set = super().get_jwk_set(refresh)
-        except PyJWKClientConnectionError:
-            if self._last_good is None:
-                raise
-            return self._last_good
-        self._last_good = key_set
-        return key_set
-
-
 class TokenVerifier:
     """Verifies Supabase access tokens: asymmetric ones against the project's key set, legacy
     HS256 ones against SUPABASE_JWT_SECRET when (and only when) it is configured."""
@@ -118,12 +101,12 @@ class TokenVerifier:
     def __init__(self, settings: Settings) -> None:
         self._secret = settings.jwt_secret
         self._issuer = settings.jwt_issuer
-        self._jwks = _KeySetClient(
+        self.key_set = KeySetCache(
             settings.jwks_url,
-            cache_jwk_set=True,
             lifespan=JWKS_LIFESPAN_SECONDS,
-            timeout=JWKS_FETCH_TIMEOUT_SECONDS,
-            cooldown_duration=JWKS_REFRESH_COOLDOWN_SECONDS,
+            fetch_timeout=JWKS_FETCH_TIMEOUT_SECONDS,
+            unknown_kid_cooldown=JWKS_REFRESH_COOLDOWN_SECONDS,
+            backoff=JWKS_BACKOFF_SECONDS,
         )
 
     def verify(self, token: str) -> Caller:
@@ -150,9 +133,15 @@ class TokenVerifier:
                 else ErrorCode.INVALID_TOKEN
             )
             raise AuthError(_describe(error), code=code) from None
+        _check_claim_types(claims)
+        if claims.get("role") != ROLE:
+            raise AuthError(f"Token role is not '{ROLE}'")
         return Caller(user_id=_user_id(claims.get("sub")))
 
     def _key_for(self, algorithm: object, kid: object) -> str | PyJWK:
+        # A header is attacker-controlled JSON: alg may be a list or an object, not just a name.
+        if not isinstance(algorithm, str):
+            raise AuthError("Token algorithm is not allowed")
         if algorithm == "HS256":
             if self._secret is None:
                 raise AuthError("HS256 tokens are not accepted by this project")
@@ -162,26 +151,22 @@ class TokenVerifier:
         if not isinstance(kid, str) or not kid:
             raise AuthError("Token has no key id")
         try:
-            jwk = self._jwks.get_signing_key(kid)
-        except PyJWKClientError as error:
-            # PyJWT reports "no such kid" and "the key set is unusable" with the same class;
-            # only the first is the token's fault. A set we can read that lacks the kid is that.
-            if isinstance(error, PyJWKClientConnectionError) or not self._key_set_readable():
-                raise KeyServiceError("Failed to verify token") from error
-            raise AuthError("Token is signed with an unknown key") from None
-        except (PyJWKSetError, ValueError) as error:
+            jwk = self.key_set.key(kid)
+        except KeySetUnavailable as error:
             raise KeyServiceError("Failed to verify token") from error
+        if jwk is None:
+            raise AuthError("Token is signed with an unknown key")
         # A key is only good for its own algorithm: no RS256 token against an EC key, and so on.
         if jwk.algorithm_name != algorithm:
             raise AuthError("Token algorithm does not match its key")
         return jwk
 
-    def _key_set_readable(self) -> bool:
-        try:
-            self._jwks.get_signing_keys()
-        except (PyJWKClientError, PyJWKSetError, ValueError):
-            return False
-        return True
+
+def _check_claim_types(claims: dict[str, object]) -> None:
+    for name in _NUMERIC_CLAIMS:
+        value = claims.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise AuthError(f"Token claim '{name}' must be a number")
 
 
 def _user_id(sub: object) -> UUID:

@@ -54,6 +54,12 @@ class Handler:
         self._logger = logger
         self._project = project
 
+    def close(self) -> None:
+        """Shuts down what the instance built (its pool above all), if it built it."""
+        store = self._store.built()
+        if store is not None:
+            store.close()
+
     def __call__(self, request: Request) -> Response:
         started = time.perf_counter()
         rid = request_id(request.headers.get("X-Request-Id"))

@@ -50,8 +50,11 @@ class Cors:
         return headers
 
 
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+
+
 def json_response(status: int, body: str) -> Response:
-    return Response(body, status=status, mimetype="application/json")
+    return Response(body, status=status, content_type=JSON_CONTENT_TYPE)
 
 
 def error_response(error: ApiError) -> Response:
@@ -97,4 +100,6 @@ def finish(response: Response, request_id: str, cors_headers: dict[str, str]) ->
     response.headers.update(cors_headers)
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Request-Id"] = request_id
+    # A browser must never guess another type for a body (an error echoing input, say).
+    response.headers["X-Content-Type-Options"] = "nosniff"
     return response

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
+import weakref
+
 from calls_batch_get.auth import TokenVerifier
 from calls_batch_get.handler import Handler
 from calls_batch_get.http import Cors
@@ -24,15 +27,29 @@ def create_store(settings: Settings) -> Store:
     return SupabaseStore(
         create_supabase_client(
             settings.supabase_url, settings.service_role_key, settings.db_timeout_seconds
-        )
+        ),
+        timeout_seconds=settings.db_timeout_seconds,
     )
 
 
 def create_handler(settings: Settings) -> Handler:
-    return Handler(
+    handler = Handler(
         cors=Cors(settings.cors_allow_origins),
         verifier=Lazy(lambda: TokenVerifier(settings)),
         store=Lazy(lambda: create_store(settings)),
         logger=configure(settings.log_level),
         project=settings.google_cloud_project,
     )
+    # Functions Framework has no shutdown hook. On SIGTERM its gunicorn worker stops taking
+    # requests, lets the running ones finish and exits normally, which runs atexit functions
+    # while the pool's threads can still be stopped; left to the interpreter's finalisation
+    # instead, the pool's clean-up waits 5 s per thread in vain on Python 3.13. Weakly held, so
+    # that an instance made in a test is not kept alive by it.
+    atexit.register(_close, weakref.ref(handler))
+    return handler
+
+
+def _close(handler: weakref.ref[Handler]) -> None:
+    live = handler()
+    if live is not None:
+        live.close()

@@ -23,3 +23,7 @@ class Lazy(Generic[T]):
                 if self._value is None:
                     self._value = self._build()
         return self._value
+
+    def built(self) -> T | None:
+        """The value if it has been built, without building it (for shutting it down)."""
+        return self._value

@@ -4,18 +4,35 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
-from typing import Any
+import threading
+import warnings
+from typing import Any, TextIO
 
 LOGGER_NAME = "calls_batch_get"
 
 
 class _CloudLoggingHandler(logging.Handler):
-    """Writes each record as one JSON line to whatever sys.stdout is at the time."""
+    """Writes each record as one JSON line to whatever sys.stdout is at the time.
+
+    ``redact`` is for other libraries' records (psycopg, the pool, warnings): their arguments
+    carry database error text, hosts and ports, so only the logger's name and the message's
+    template are written, never the values filled into it.
+    """
+
+    def __init__(self, *, redact: bool = False) -> None:
+        super().__init__()
+        self.redact = redact
 
     def emit(self, record: logging.LogRecord) -> None:
-        entry: dict[str, Any] = {"severity": record.levelname, "message": record.getMessage()}
-        entry.update(getattr(record, "fields", {}))
+        entry: dict[str, Any] = {"severity": record.levelname, "message": _message(record, self)}
+        if self.redact:
+            entry["logger"] = record.name
+            if record.exc_info and record.exc_info[0] is not None:
+                entry["cause"] = record.exc_info[0].__name__
+        else:
+            entry.update(getattr(record, "fields", {}))
         try:
             sys.stdout.write(json.dumps(entry, default=str) + "\n")
             sys.stdout.flush()
@@ -23,14 +40,53 @@ class _CloudLoggingHandler(logging.Handler):
             self.handleError(record)
 
 
+def _message(record: logging.LogRecord, handler: _CloudLoggingHandler) -> str:
+    if not handler.redact:
+        return record.getMessage()
+    # A template with arguments is the library's fixed text; one without may be anything.
+    return str(record.msg) if record.args else "(message withheld)"
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    # Python's own rendering is two lines of text on stderr; the warning's text may hold data,
+    # its class and where it was raised do not.
+    logging.getLogger(LOGGER_NAME).warning(
+        "Python warning",
+        extra={"fields": {"cause": category.__name__,
+                          "where": f"{os.path.basename(filename)}:{lineno}"}},
+    )
+
+
 def configure(level: str) -> logging.Logger:
     logger = logging.getLogger(LOGGER_NAME)
     logger.setLevel(level)
     if not logger.handlers:
         logger.addHandler(_CloudLoggingHandler())
-    # Our lines go to stdout once, not again through whatever the root logger does.
+    # Our lines go to stdout once, not again through the root logger's handler below.
     logger.propagate = False
+    # Every other library's warnings too are one JSON line each, redacted, instead of Python's
+    # last-resort handler writing their text (and a database's host) to stderr.
+    root = logging.getLogger()
+    if not any(isinstance(h, _CloudLoggingHandler) for h in root.handlers):
+        root.addHandler(_CloudLoggingHandler(redact=True))
+    warnings.showwarning = _show_warning
+    # An exception escaping a thread (the pool's, a key-set fetch) would print its traceback.
+    threading.excepthook = _thread_exception
     return logger
+
+
+def _thread_exception(args: threading.ExceptHookArgs) -> None:
+    logging.getLogger(LOGGER_NAME).error(
+        "uncaught exception in a thread",
+        extra={"fields": {"cause": args.exc_type.__name__}},
+    )
 
 
 def severity(status: int) -> int:

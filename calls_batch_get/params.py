@@ -20,11 +20,10 @@ MAX_LIMIT = 200
 MAX_OFFSET = 2_147_483_647
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_INTEGER = re.compile(r"-?[0-9]+")
-# Past MAX_OFFSET and every limit, yet short enough that int() never meets Python's digit limit:
-# a longer integer is still one (a huge limit is clamped), only too big to need its exact value.
-_EXACT_DIGITS = 20
-_HUGE: int = 10**_EXACT_DIGITS
+# A sign and digits. Any number of digits is an integer; past a bound it is judged by its length
+# alone, so that no input reaches int() (which refuses 4,300 digits). (No "0*" before the digits:
+# on a long run of zeros that fails to match, the regex would backtrack quadratically.)
+_INTEGER = re.compile(r"(-?)([0-9]+)")
 
 T = TypeVar("T")
 
@@ -79,23 +78,26 @@ def _contact_status(raw: str) -> ContactStatus:
         ) from None
 
 
-def _integer(name: str, raw: str) -> int:
-    if not _INTEGER.fullmatch(raw):
+def _integer(name: str, raw: str, bound: int) -> int:
+    """The value; one with more digits than ``bound`` reads as ``bound + 1`` (or its negative)."""
+    match = _INTEGER.fullmatch(raw)
+    if match is None:
         raise ParamError(f"{name} must be an integer", parameter=name)
-    if len(raw.lstrip("-").lstrip("0")) > _EXACT_DIGITS:
-        return -_HUGE if raw.startswith("-") else _HUGE
-    return int(raw)
+    sign, digits = match.groups()
+    digits = digits.lstrip("0") or "0"
+    value = bound + 1 if len(digits) > len(str(bound)) else int(digits)
+    return -value if sign else value
 
 
 def _limit(raw: str) -> int:
-    value = _integer("contact_limit", raw)
+    value = _integer("contact_limit", raw, MAX_LIMIT)
     if value < 1:
         raise ParamError("contact_limit must be at least 1", parameter="contact_limit")
     return min(value, MAX_LIMIT)
 
 
 def _offset(raw: str) -> int:
-    value = _integer("contact_offset", raw)
+    value = _integer("contact_offset", raw, MAX_OFFSET)
     if value < 0:
         raise ParamError("contact_offset must be at least 0", parameter="contact_offset")
     if value > MAX_OFFSET:

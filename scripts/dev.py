@@ -39,12 +39,15 @@ import psycopg  # noqa: E402
 
 from scripts import demo_data  # noqa: E402
 from scripts.localdb import apply_migrations, embedded_postgres, schema_present  # noqa: E402
+from scripts.processes import group_members  # noqa: E402
 
 # Placeholder: locally the function only derives the token issuer (and key-set URL) from it.
 SUPABASE_URL = "http://127.0.0.1:54321"
 READY_TIMEOUT_SECONDS = 60.0
 DOTENV = REPO_ROOT / ".env"
 SCREEN = "batch-screen.html"
+# How long the function's processes get to finish running requests before they are killed.
+STOP_GRACE_SECONDS = 5.0
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -97,7 +100,12 @@ def start_function(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     # The console script of the interpreter's own environment (the project's venv).
     executable = Path(sys.executable).parent / "functions-framework"
     command = [str(executable), "--target", "calls_batch_get", "--source", "main.py"]
-    return subprocess.Popen([*command, "--port", str(port)], cwd=REPO_ROOT, env=env)
+    # A process group of its own (gunicorn's arbiter and its worker), stopped as a whole: a
+    # terminal's Ctrl-C reaches only this runner, which then stops the group in order, and a
+    # worker whose arbiter died cannot survive on the port.
+    return subprocess.Popen(
+        [*command, "--port", str(port)], cwd=REPO_ROOT, env=env, start_new_session=True
+    )
 
 
 def wait_until_listening(process: subprocess.Popen[bytes], port: int) -> None:
@@ -111,14 +119,25 @@ def wait_until_listening(process: subprocess.Popen[bytes], port: int) -> None:
     raise SystemExit(f"the function did not listen on port {port} within {READY_TIMEOUT_SECONDS}s")
 
 
+def _group_ends(process: subprocess.Popen[bytes], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        process.poll()  # reaps the leader, which is our child
+        if not group_members(process.pid):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """SIGTERM to the function's whole group (running requests may finish), SIGKILL to what is
+    left after a grace period, and back only when no process of the group is alive."""
+    for sig, wait in ((signal.SIGTERM, STOP_GRACE_SECONDS), (signal.SIGKILL, STOP_GRACE_SECONDS)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        if _group_ends(process, wait):
+            return
 
 
 def load_dotenv(path: Path, environ: MutableMapping[str, str]) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -8,9 +9,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from calls_batch_get.handler import Handler
 from calls_batch_get.settings import Settings, load_settings
 from tests.db_fixtures import *  # noqa: F403 - the real-PostgreSQL fixtures, session-wide
 from tests.tokens import HS256_SECRET, KeySetServer, SigningKey, TokenFactory
+from tests.wire_proxy import proxy  # noqa: F401 - the loopback proxy in front of the database
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE_KEY = "service-role-key-for-tests"
@@ -58,9 +61,11 @@ AppFactory = Callable[..., FlaskClient]
 
 
 @pytest.fixture
-def make_app(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> AppFactory:
+def make_app(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Iterator[AppFactory]:
     """The real Functions Framework app serving main.py, with env plus overrides
-    (a value of None removes a variable)."""
+    (a value of None removes a variable). Each app's instance is shut down after the test, as
+    its process would be, so that its pool's connections do not outlive it."""
+    handlers: list[Handler] = []
 
     def make(**overrides: str | None) -> FlaskClient:
         for name in [*env, "DATABASE_URL", "CORS_ALLOW_ORIGINS", "SUPABASE_JWKS_URL",
@@ -72,6 +77,10 @@ def make_app(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> AppFactory
         app: Flask = functions_framework.create_app(  # type: ignore[no-untyped-call]
             target="calls_batch_get", source=str(ROOT / "main.py")
         )
+        # Functions Framework loads main.py as the module "main", anew for each app.
+        handlers.append(sys.modules["main"]._handle)
         return app.test_client()
 
-    return make
+    yield make
+    for handler in handlers:
+        handler.close()

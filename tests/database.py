@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -13,6 +14,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from calls_batch_get.store.postgres import APPLICATION_NAME
 from scripts.localdb import TABLES
 
 Conn = psycopg.Connection[Any]
@@ -117,3 +119,25 @@ def plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 def scans_of(plan: dict[str, Any], relation: str) -> list[dict[str, Any]]:
     return [node for node in plan_nodes(plan) if node.get("Relation Name") == relation]
+
+
+def backend_pids(conn: Conn) -> set[int]:
+    """The server processes of the function's connections (its application_name) to this
+    database."""
+    rows = conn.execute(
+        "select pid from pg_stat_activity where application_name = %s"
+        " and datname = current_database()",
+        (APPLICATION_NAME,),
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def poll(condition: Callable[[], object], timeout: float = 10.0) -> float | None:
+    """Seconds until ``condition`` held, or None when it did not within ``timeout``: for what
+    happens asynchronously (a server process exiting), without guessing a sleep."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if condition():
+            return time.monotonic() - started
+        time.sleep(0.05)
+    return None

@@ -5,8 +5,10 @@ import hashlib
 import hmac
 import json
 import socket
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import jwt
 import pytest
@@ -20,6 +22,7 @@ from calls_batch_get.auth import (
     bearer_token,
 )
 from calls_batch_get.settings import Settings, load_settings
+from tests.database import poll
 from tests.tokens import KeySetServer, SigningKey, TokenFactory
 
 USER = uuid.UUID("0b6f1d7e-1111-4c5e-9f00-0123456789ab")
@@ -138,9 +141,12 @@ def test_alg_none(verifier: TokenVerifier, tokens: TokenFactory) -> None:
     assert auth_error(verifier, f"{header}.{payload}.") == "Token algorithm is not allowed"
 
 
-@pytest.mark.parametrize("alg", ["HS512", "ES384", "PS256", "EdDSA"])
+@pytest.mark.parametrize(
+    # The last four are not names at all: header JSON is the attacker's to shape.
+    "alg", ["HS512", "ES384", "PS256", "EdDSA", ["ES256"], {"alg": "ES256"}, 256, None]
+)
 def test_algorithms_outside_the_allowed_set(
-    verifier: TokenVerifier, tokens: TokenFactory, alg: str
+    verifier: TokenVerifier, tokens: TokenFactory, alg: object
 ) -> None:
     header = b64(json.dumps({"alg": alg, "typ": "JWT", "kid": tokens.ec_key.kid}).encode())
     payload = b64(json.dumps(tokens.claims(USER)).encode())
@@ -196,7 +202,8 @@ def test_key_set_is_fetched_once_per_instance(
 
 
 class Clock:
-    """The monotonic clock PyJWT's key-set cache and refetch cool-down read, moved by hand."""
+    """The monotonic clock the key-set cache reads (lifespan, cool-down, back-off), moved by
+    hand."""
 
     def __init__(self) -> None:
         self.now = 1000.0
@@ -208,8 +215,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     clock = Clock()
-    monkeypatch.setattr("jwt.jwk_set_cache.time.monotonic", lambda: clock.now)
-    monkeypatch.setattr("jwt.jwks_client.time.monotonic", lambda: clock.now)
+    monkeypatch.setattr("calls_batch_get.keyset.monotonic", lambda: clock.now)
     return clock
 
 
@@ -299,3 +305,145 @@ def test_bearer_header_malformed(header: str | None, message: str) -> None:
 @pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER", "bEaReR"])
 def test_bearer_scheme_is_case_insensitive(scheme: str) -> None:
     assert bearer_token(f"{scheme} abc.def.ghi") == "abc.def.ghi"
+
+
+# --- header and claims that are there but wrong ---------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["anon", "service_role", None, ["authenticated"]])
+def test_role_other_than_authenticated_is_a_401(
+    verifier: TokenVerifier, tokens: TokenFactory, role: object
+) -> None:
+    # Validly signed, with a user's sub: only the role says it is no user session.
+    assert auth_error(verifier, tokens.es256(USER, role=role)) == (
+        "Token role is not 'authenticated'"
+    )
+    assert auth_error(verifier, tokens.hs256(USER, role=role)) == (
+        "Token role is not 'authenticated'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("claim", "value"),
+    [("exp", str(int(time.time()) + 3600)), ("nbf", str(int(time.time()) - 60)),
+     ("iat", str(int(time.time()))), ("nbf", [1])],
+    ids=["exp-string", "nbf-string", "iat-string", "nbf-list"],
+)
+def test_registered_claim_of_the_wrong_type_is_a_401(
+    verifier: TokenVerifier, tokens: TokenFactory, claim: str, value: object
+) -> None:
+    message = auth_error(verifier, tokens.es256(USER, **{claim: value}))
+    assert message in (f"Token claim '{claim}' must be a number", "Token is malformed")
+
+
+def test_expiry_past_the_leeway_is_refused(verifier: TokenVerifier, tokens: TokenFactory) -> None:
+    # 60 s after exp: past the 30 s of clock skew allowed.
+    token = tokens.es256(USER, exp=int(time.time()) - 60)
+    assert auth_error(verifier, token) == "Token has expired"
+
+
+# --- a key service that hangs or fails, with concurrent requests ----------------------------
+
+Outcome = tuple[float, object]
+
+
+def verify_concurrently(verifier: TokenVerifier, token: str, count: int = 8) -> list[Outcome]:
+    start = threading.Barrier(count)
+
+    def one(_: int) -> Outcome:
+        start.wait()
+        began = time.monotonic()
+        try:
+            result: object = verifier.verify(token)
+        except (AuthError, KeyServiceError) as error:
+            result = error
+        return time.monotonic() - began, result
+
+    with ThreadPoolExecutor(count) as threads:
+        return list(threads.map(one, range(count)))
+
+
+def failed_to_verify(outcomes: list[Outcome]) -> bool:
+    return all(
+        isinstance(r, KeyServiceError) and r.message == "Failed to verify token"
+        for _, r in outcomes
+    )
+
+
+@pytest.fixture
+def short_fetch_timeout(monkeypatch: pytest.MonkeyPatch) -> float:
+    monkeypatch.setattr("calls_batch_get.auth.JWKS_FETCH_TIMEOUT_SECONDS", 1.0)
+    return 1.0
+
+
+@pytest.mark.parametrize("fault", ["hanging", "trickling"])
+def test_hanging_key_service_on_a_fresh_instance_holds_no_request_past_the_fetch_timeout(
+    settings: Settings, tokens: TokenFactory, key_server: KeySetServer, short_fetch_timeout: float,
+    fault: str,
+) -> None:
+    # Trickling: a byte at a time, each inside the socket timeout, so only a deadline ends it.
+    setattr(key_server, fault, True)
+    verifier = TokenVerifier(settings)
+
+    outcomes = verify_concurrently(verifier, tokens.es256(USER))
+
+    assert failed_to_verify(outcomes), outcomes
+    # Waiting together on the one fetch, not queued one behind the other.
+    assert max(seconds for seconds, _ in outcomes) <= short_fetch_timeout + 1.0, outcomes
+    assert key_server.fetches == verifier.key_set.fetches == 1
+
+
+def test_failing_key_service_is_not_asked_again_on_every_request(
+    verifier: TokenVerifier, tokens: TokenFactory, key_server: KeySetServer, clock: Clock
+) -> None:
+    key_server.status, key_server.body = 503, b"{}"
+    assert failed_to_verify(verify_concurrently(verifier, tokens.es256(USER)))
+    assert failed_to_verify(verify_concurrently(verifier, tokens.rs256(USER)))
+    assert key_server.fetches == 1  # the failure is remembered
+
+    key_server.status, key_server.body = 200, None
+    clock.advance(3)
+    assert failed_to_verify(verify_concurrently(verifier, tokens.es256(USER), 2))
+    assert key_server.fetches == 1  # still backing off
+    clock.advance(3)
+    assert verifier.verify(tokens.es256(USER)).user_id == USER  # recovered after the back-off
+    assert key_server.fetches == 2
+
+
+@pytest.mark.parametrize("fault", ["failing", "hanging"])
+def test_expired_key_set_keeps_answering_while_its_refresh_fails_or_hangs(
+    verifier: TokenVerifier,
+    tokens: TokenFactory,
+    key_server: KeySetServer,
+    clock: Clock,
+    fault: str,
+) -> None:
+    verifier.verify(tokens.es256(USER))
+    if fault == "failing":
+        key_server.status, key_server.body = 500, b"{}"
+    else:
+        key_server.hanging = True
+    clock.advance(601)  # past the set's lifespan
+
+    for _ in range(3):
+        outcomes = verify_concurrently(verifier, tokens.es256(USER))
+        assert all(r == Caller(user_id=USER) for _, r in outcomes), outcomes
+        # Answered from the set in hand, not after the refresh: well inside the fetch timeout.
+        assert max(seconds for seconds, _ in outcomes) < 2.0, outcomes
+    # One refresh for the 24 requests: it hangs, or its failure is remembered.
+    assert verifier.key_set.fetches == 2
+
+
+def test_a_key_set_sent_a_byte_at_a_time_ends_its_fetch_at_the_timeout(
+    verifier: TokenVerifier, tokens: TokenFactory, key_server: KeySetServer, clock: Clock,
+    short_fetch_timeout: float,
+) -> None:
+    key_server.trickling_body = True
+    assert failed_to_verify(verify_concurrently(verifier, tokens.es256(USER), 2))
+    # The fetch gives up by itself while the trickle goes on, and once the back-off has passed
+    # a new one starts.
+    assert poll(lambda: not verifier.key_set.fetching, 2 * short_fetch_timeout + 1) is not None
+    key_server.trickling_body = False
+    clock.advance(6)
+    assert verifier.verify(tokens.es256(USER)).user_id == USER
+    assert verifier.key_set.fetches == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -18,6 +20,7 @@ import pytest
 
 from scripts.dev import cors_origins_with, load_dotenv
 from scripts.localdb import REPO_ROOT
+from scripts.processes import processes_naming, server_processes, signal_all
 
 EXPORT = re.compile(r"^  export (?P<name>[A-Z_]+)=(?P<value>\S+)")
 SCREEN = re.compile(r"^  (?P<url>http://localhost:\d+/batch-screen\.html#\S+)$")
@@ -35,30 +38,57 @@ def free_port() -> int:
 
 
 def processes_using(path: Path) -> list[int]:
-    """Live processes whose command line names ``path`` (zombies have none)."""
-    pids = []
-    for proc in Path("/proc").iterdir():
+    """Live processes whose command line names ``path``."""
+    return processes_naming(str(path).encode())
+
+
+def function_processes(port: int) -> list[int]:
+    """The function's processes (gunicorn's arbiter and worker) serving ``port``."""
+    return processes_naming(b"functions-framework\0", f"--port\0{port}\0".encode())
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        # As a server restarting on it would: connections of the test in TIME_WAIT don't count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            cmdline = (proc / "cmdline").read_bytes()
+            sock.bind(("127.0.0.1", port))
         except OSError:
-            continue
-        if str(path).encode() in cmdline:
-            pids.append(int(proc.name))
-    return pids
+            return False
+        return True
+
+
+def poll(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+def get_ignoring_failure(url: str, headers: dict[str, str]) -> None:
+    # Whatever becomes of the stuck request is not the point (the function is killed under it).
+    with contextlib.suppress(httpx.HTTPError):
+        httpx.get(url, headers=headers, timeout=120)
 
 
 class Runner:
-    def __init__(self, port: int, screen_port: int) -> None:
+    def __init__(self, port: int, screen_port: int, **env_overrides: str) -> None:
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PORT")}
+        self.port = port
         self.process = subprocess.Popen(
             [sys.executable, "scripts/dev.py", "--port", str(port), "--screen-port",
              str(screen_port)],
             cwd=REPO_ROOT,
-            env=env,
+            env={**env, **env_overrides},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            # A group of its own, so that a failing test can kill the runner and all it started.
+            start_new_session=True,
         )
+        self.data_dir: Path | None = None
         self.lines: queue.Queue[str] = queue.Queue()
         # Drained all along, so that the function's log never fills the pipe and blocks it.
         threading.Thread(target=self._drain, daemon=True).start()
@@ -81,6 +111,15 @@ class Runner:
             if match := pattern.search(line):
                 return match
         raise AssertionError(f"no {pattern.pattern!r} in:\n{''.join(self.output)}")
+
+    def kill_everything(self) -> None:
+        """After a failure: no runner, function or database may outlive the test."""
+        server = server_processes(self.data_dir) if self.data_dir else []
+        signal_all(server, signal.SIGCONT)
+        for pids in ([-self.process.pid], function_processes(self.port), server):
+            signal_all(pids, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(10)
 
 
 def readme_curl_lines() -> list[str]:
@@ -115,12 +154,18 @@ def run_readme_lines(port: int, exports: dict[str, str]) -> list[tuple[str, str]
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
-def test_dev_runner_serves_demo_data_and_stops_cleanly(stop_signal: signal.Signals) -> None:
+@pytest.mark.parametrize(
+    ("stop_signal", "stuck"), [(signal.SIGINT, True), (signal.SIGTERM, False)],
+    ids=["ctrl-c-with-a-request-stuck-on-a-frozen-database", "sigterm"],
+)
+def test_dev_runner_serves_demo_data_and_stops_cleanly(
+    stop_signal: signal.Signals, stuck: bool
+) -> None:
     port = free_port()
-    runner = Runner(port, free_port())
+    # A budget long enough that the request is still stuck when the runner is stopped.
+    runner = Runner(port, free_port(), DB_TIMEOUT_SECONDS="60")
     try:
-        data_dir = Path(runner.wait_for(DATA_DIR)["dir"])
+        data_dir = runner.data_dir = Path(runner.wait_for(DATA_DIR)["dir"])
         matches = [runner.wait_for(EXPORT) for _ in range(3)]
         exports = {match["name"]: match["value"] for match in matches}
         assert set(exports) == {"TOKEN", "BATCH_ID", "OTHER_BATCH_ID"}
@@ -149,6 +194,7 @@ def test_dev_runner_serves_demo_data_and_stops_cleanly(stop_signal: signal.Signa
         assert page.status_code == 200
         assert page.headers["Content-Type"].startswith("text/html")
         assert processes_using(data_dir), "the embedded server is not where it says"
+        assert function_processes(runner.port)
 
         if stop_signal == signal.SIGINT:  # once is enough for the README
             checked = [
@@ -160,11 +206,23 @@ def test_dev_runner_serves_demo_data_and_stops_cleanly(stop_signal: signal.Signa
             for line, status_line, status in checked:
                 assert status_line.split()[1] == status, (line, status_line)
 
+        if stuck:
+            signal_all(server_processes(data_dir), signal.SIGSTOP)
+            own = f"{url}?batch_id={exports['BATCH_ID']}"
+            threading.Thread(target=get_ignoring_failure, args=(own, headers),
+                             daemon=True).start()
+            time.sleep(0.5)  # the request is on its way to the frozen server; nothing answers
         runner.process.send_signal(stop_signal)
+        # The function goes first, as a whole, while the database may still be frozen.
+        assert poll(lambda: not function_processes(runner.port), 30), function_processes(
+            runner.port
+        )
+        assert port_is_free(runner.port)
+        signal_all(server_processes(data_dir), signal.SIGCONT)
         runner.process.wait(60)
     finally:
-        if runner.process.poll() is None:
-            runner.process.kill()
+        if runner.process.poll() is None or function_processes(runner.port):
+            runner.kill_everything()
     assert processes_using(data_dir) == []
     assert not data_dir.exists()
 

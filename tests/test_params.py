@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+import time
 from uuid import UUID
 
 import pytest
@@ -78,13 +80,15 @@ def test_contact_status_not_allowed(raw: str) -> None:
     )
 
 
-@pytest.mark.parametrize("raw", ["abc", "1.5", "", " 5", "5 ", "+5", "1e3", "٣", "9" * 21 + "x"])
+@pytest.mark.parametrize(
+    "raw", ["abc", "1.5", "", " 5", "5 ", "+5", "1e3", "٣", "-", "--1", "9" * 21 + "x"]
+)
 def test_contact_limit_not_an_integer(raw: str) -> None:
     message = error_of(("batch_id", BATCH), ("contact_limit", raw))
     assert message == "contact_limit must be an integer"
 
 
-@pytest.mark.parametrize("raw", ["0", "-1", "-99999"])
+@pytest.mark.parametrize("raw", ["0", "-0", "000", "-1", "-99999", "-" + "9" * 5000])
 def test_contact_limit_below_one(raw: str) -> None:
     message = error_of(("batch_id", BATCH), ("contact_limit", raw))
     assert message == "contact_limit must be at least 1"
@@ -92,7 +96,9 @@ def test_contact_limit_below_one(raw: str) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "limit"),
-    [("1", 1), ("200", 200), ("201", 200), ("9" * 20, 200), ("9" * 29, 200), ("0" * 30 + "7", 7)],
+    [("1", 1), ("200", 200), ("0200", 200), ("201", 200), ("1000", 200), ("9" * 20, 200),
+     ("9" * 21, 200), ("1" + "0" * 4999, 200), ("0" * 5000 + "7", 7)],
+    ids=["1", "200", "0200", "201", "1000", "20-digits", "21-digits", "5000-digits", "zeros-7"],
 )
 def test_contact_limit_clamped_to_200(raw: str, limit: int) -> None:
     assert parse_query(MultiDict([("batch_id", BATCH), ("contact_limit", raw)])).limit == limit
@@ -114,14 +120,12 @@ def test_contact_offset_huge_is_stopped_before_the_database() -> None:
     assert parse_query(
         MultiDict([("batch_id", BATCH), ("contact_offset", str(MAX_OFFSET))])
     ).offset == MAX_OFFSET
-    assert error_of(("batch_id", BATCH), ("contact_offset", "9" * 40)) == (
-        f"contact_offset must be at most {MAX_OFFSET}"
-    )
+    for raw in (str(MAX_OFFSET + 1), "9" * 21, "9" * 5000):
+        assert error_of(("batch_id", BATCH), ("contact_offset", raw)) == (
+            f"contact_offset must be at most {MAX_OFFSET}"
+        )
     assert error_of(("batch_id", BATCH), ("contact_offset", "-" + "9" * 40)) == (
         "contact_offset must be at least 0"
-    )
-    assert error_of(("batch_id", BATCH), ("contact_offset", str(MAX_OFFSET + 1))) == (
-        f"contact_offset must be at most {MAX_OFFSET}"
     )
 
 
@@ -144,3 +148,12 @@ def test_unknown_parameters_are_ignored() -> None:
 
 def test_batch_id_is_checked_before_the_others() -> None:
     assert error_of(("contact_limit", "x")) == "batch_id query parameter is required"
+
+
+@pytest.mark.parametrize("raw", ["0" * 100_000 + "x", "-" + "0" * 100_000 + "x", "9" * 100_000])
+def test_long_numbers_are_judged_in_linear_time(raw: str) -> None:
+    # A regex that backtracks on long runs of digits would take tens of seconds here.
+    started = time.monotonic()
+    with contextlib.suppress(ParamError):
+        parse_query(MultiDict([("batch_id", BATCH), ("contact_limit", raw)]))
+    assert time.monotonic() - started < 1.0

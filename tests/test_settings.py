@@ -71,9 +71,15 @@ def test_database_url_replaces_the_key() -> None:
         ({"DB_TIMEOUT_SECONDS": "ten"}, "DB_TIMEOUT_SECONDS must be a number"),
         ({"DB_TIMEOUT_SECONDS": "0"}, "DB_TIMEOUT_SECONDS must be above 0"),
         ({"DB_TIMEOUT_SECONDS": "nan"}, "DB_TIMEOUT_SECONDS must be above 0"),
+        ({"DB_TIMEOUT_SECONDS": "300.5"}, "DB_TIMEOUT_SECONDS must be above 0 and at most 300"),
+        ({"DB_TIMEOUT_SECONDS": "3600"}, "DB_TIMEOUT_SECONDS must be above 0 and at most 300"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL must be a logging level name"),
         ({"SUPABASE_JWKS_URL": "file:///etc/passwd"}, "SUPABASE_JWKS_URL must be an http(s)"),
     ],
 )
 def test_contradictory_or_malformed(extra: dict[str, str], needle: str) -> None:
     assert needle in error_of({**BASE, **extra})
+
+
+def test_db_timeout_of_300_seconds_is_the_longest_allowed() -> None:
+    assert load_settings({**BASE, "DB_TIMEOUT_SECONDS": "300"}).db_timeout_seconds == 300.0

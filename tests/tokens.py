@@ -48,12 +48,19 @@ class SigningKey:
 
 @dataclass
 class KeySetServer:
-    """Serves a JWKS over real HTTP on loopback, as Supabase Auth does, and counts the fetches."""
+    """Serves a JWKS over real HTTP on loopback, as Supabase Auth does, and counts the fetches.
+    With ``hanging`` set it takes requests and answers none until stopped (or ``hanging`` is
+    cleared); with ``trickling`` (``trickling_body``) set it sends its headers (body) a byte every
+    0.1 s, until stopped or cleared."""
 
     keys: list[dict[str, Any]]
     status: int = 200
     body: bytes | None = None
     fetches: int = 0
+    hanging: bool = False
+    trickling: bool = False
+    trickling_body: bool = False
+    _released: threading.Event = field(default_factory=threading.Event, repr=False)
     _server: ThreadingHTTPServer | None = field(default=None, repr=False)
 
     def start(self) -> KeySetServer:
@@ -62,6 +69,21 @@ class KeySetServer:
         class _Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 outer.fetches += 1
+                while outer.hanging and not outer._released.wait(0.05):
+                    pass
+                if outer.trickling or outer.trickling_body:
+                    # A header that never ends: no socket timeout fires, and no HTTP client
+                    # can put a deadline on reading headers. Or a body that never does.
+                    self.wfile.write(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n"
+                        if outer.trickling_body else b"HTTP/1.1 200 OK\r\nX-Slow: "
+                    )
+                    while not outer._released.wait(0.1) and (
+                        outer.trickling or outer.trickling_body
+                    ):
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                    return
                 if self.path != JWKS_PATH:
                     self.send_error(404)
                     return
@@ -89,6 +111,7 @@ class KeySetServer:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def stop(self) -> None:
+        self._released.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

@@ -63,3 +63,7 @@ class Store(Protocol):
         fails; an unauthorised result is reported through BatchRead, never as data.
         """
         ...
+
+    def close(self) -> None:
+        """Releases connections and threads; called once, when the instance shuts down."""
+        ...

@@ -7,7 +7,10 @@ transaction and travels in the same pipeline as the query.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import socket
 from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
@@ -18,6 +21,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 from pydantic import TypeAdapter, ValidationError
 
+from calls_batch_get.deadline import Deadline, Watchdog
 from calls_batch_get.models import BATCH_COLUMNS, CONTACT_COLUMNS, Batch, Contact
 from calls_batch_get.params import BatchQuery
 from calls_batch_get.store import BatchRead, ContactsPage, StoreError
@@ -31,6 +35,17 @@ DEFAULT_MAX_CONNECTIONS = 4
 # Below the idle timeouts of poolers and load balancers, so that an idle connection is retired by
 # us rather than found dead by a request.
 MAX_IDLE_SECONDS = 120.0
+# How long after the request's deadline the client stops waiting for a server that sent nothing:
+# the server's own statement timeout (set to the time left) normally answers first, with an error
+# that keeps the connection usable; the client only cuts a connection whose server is silent.
+CLIENT_GRACE_SECONDS = 0.5
+# Below the request path: TCP gives up on a peer that stopped acknowledging (tcp_user_timeout) and
+# probes idle pooled connections (keepalives), so that the kernel notices a dead network too.
+KEEPALIVE_IDLE_SECONDS = 15
+KEEPALIVE_INTERVAL_SECONDS = 5
+KEEPALIVE_COUNT = 3
+# Closing the pool on shutdown waits this long for its worker threads (an instance has seconds).
+CLOSE_TIMEOUT_SECONDS = 1.0
 
 # The statement timeout, and no parallel workers: a poll reads a few rows by index, and launching
 # workers (which the planner may cost as cheaper on a large table) would cost more than it saves.
@@ -166,7 +181,11 @@ def _to_read(row: DictRow, query: BatchQuery) -> BatchRead:
 
 
 class PostgresStore:
-    """A Store over a direct PostgreSQL connection pool, one per instance."""
+    """A Store over a direct PostgreSQL connection pool, one per instance.
+
+    ``timeout_seconds`` is the whole database part of a read: the wait for a pooled connection
+    (and so for a new one to connect), the statement, and the wait for its answer, together.
+    """
 
     def __init__(
         self,
@@ -176,7 +195,8 @@ class PostgresStore:
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self._timeout_seconds = timeout_seconds
-        self._timeout_ms = str(math.ceil(timeout_seconds * 1000))
+        self._max_connections = max_connections
+        self._watchdog = Watchdog(f"{APPLICATION_NAME}-watchdog")
         # The instance builds its store on the first request (instance.Lazy), so the pool is
         # created on first use; with min_size=0 it connects only when a read needs a connection.
         self._pool = _open_pool(database_url, timeout_seconds, max_connections)
@@ -188,44 +208,77 @@ class PostgresStore:
         self, statement: sql.Composed | sql.SQL, params: dict[str, Any], query: BatchQuery
     ) -> BatchRead:
         """One read statement of the shape of read_statement's (also the benchmark's floor)."""
+        deadline = Deadline(self._timeout_seconds)
         try:
-            row = self._fetch(statement, params)
+            row = self._fetch(statement, params, deadline)
             return _to_read(row, query)
         except (psycopg.Error, ValidationError) as exc:
             raise StoreError(FETCH_FAILED) from exc
 
     def close(self) -> None:
         """Closes the pool; later reads fail (PoolClosed) instead of reconnecting."""
-        self._pool.close()
+        self._pool.close(CLOSE_TIMEOUT_SECONDS)
 
-    def _fetch(self, statement: sql.Composed | sql.SQL, params: dict[str, Any]) -> DictRow:
-        try:
-            return self._fetch_once(statement, params)
-        except _ConnectionDropped:
-            # A pooled connection the server or a pooler dropped while idle (an instance's CPU is
-            # throttled between requests, so the pool cannot notice in time). The read has no
-            # side effects: one more try, on a fresh connection.
-            return self._fetch_once(statement, params)
+    def _fetch(
+        self, statement: sql.Composed | sql.SQL, params: dict[str, Any], deadline: Deadline
+    ) -> DictRow:
+        # A pooled connection the server or a pooler dropped while idle (an instance's CPU is
+        # throttled between requests, so the pool cannot notice in time) fails at once, and the
+        # read has no side effects: try the next one. After a server restart every pooled
+        # connection is dead, so as many tries as the pool holds, and one on a fresh connection,
+        # all within the same deadline.
+        for _ in range(self._max_connections):
+            with contextlib.suppress(_ConnectionDropped):
+                return self._fetch_once(statement, params, deadline)
+        return self._fetch_once(statement, params, deadline)
 
-    def _fetch_once(self, statement: sql.Composed | sql.SQL, params: dict[str, Any]) -> DictRow:
-        with self._pool.connection(timeout=self._timeout_seconds) as conn:
+    def _fetch_once(
+        self, statement: sql.Composed | sql.SQL, params: dict[str, Any], deadline: Deadline
+    ) -> DictRow:
+        with self._pool.connection(timeout=deadline.remaining()) as conn:
+            alarm = self._watchdog.arm(
+                deadline.remaining() + CLIENT_GRACE_SECONDS, lambda: _cut(conn)
+            )
             try:
                 # BEGIN, the timeout, the query and COMMIT leave in one flight, answered by one
                 # Sync. The connection is in autocommit mode so that psycopg's own BEGIN does not
                 # take a round trip of its own.
                 with conn.pipeline():
                     conn.execute("begin")
-                    conn.execute(SESSION_SETTINGS, (self._timeout_ms,))
+                    conn.execute(SESSION_SETTINGS, (_milliseconds(deadline.remaining()),))
                     cursor = conn.execute(statement, params)
                     conn.execute("commit")
                 row = cursor.fetchone()
             except psycopg.OperationalError as exc:
-                if conn.broken and not isinstance(exc, psycopg.errors.QueryCanceled):
+                # Cut by the watchdog: the deadline has passed, so no second try.
+                if not alarm.cancel() and conn.broken and not isinstance(
+                    exc, psycopg.errors.QueryCanceled
+                ):
                     raise _ConnectionDropped from exc
                 raise
+            finally:
+                if alarm.cancel():
+                    # A cut connection, even one whose answer made it, never goes back.
+                    conn.close()
         if row is None:
             raise psycopg.InterfaceError("the read statement returned no row")
         return row
+
+
+def _milliseconds(seconds: float) -> str:
+    # At least 1: a statement_timeout of 0 would mean no timeout at all.
+    return str(max(1, math.ceil(seconds * 1000)))
+
+
+def _cut(conn: psycopg.Connection[DictRow]) -> None:
+    """Shuts the connection's socket down under a call waiting on it, which then fails at once
+    (a cancel request would need the very server that stopped answering)."""
+    with contextlib.suppress(OSError, psycopg.Error):
+        sock = socket.socket(fileno=os.dup(conn.fileno()))
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        finally:
+            sock.close()
 
 
 def _open_pool(
@@ -240,6 +293,12 @@ def _open_pool(
         # libpq counts whole seconds (and at least 2).
         "connect_timeout": max(2, math.ceil(timeout_seconds)),
         "application_name": APPLICATION_NAME,
+        # Ignored by libpq on a unix socket, where there is no network to lose.
+        "keepalives": 1,
+        "keepalives_idle": KEEPALIVE_IDLE_SECONDS,
+        "keepalives_interval": KEEPALIVE_INTERVAL_SECONDS,
+        "keepalives_count": KEEPALIVE_COUNT,
+        "tcp_user_timeout": int(_milliseconds(timeout_seconds)) + 1000,
     }
     return ConnectionPool(
         database_url,

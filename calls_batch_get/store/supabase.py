@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import TypeVar
 from uuid import UUID
 
@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from supabase import Client, ClientOptions, create_client
 
 from calls_batch_get.cursor import Position
+from calls_batch_get.deadline import Deadline
 from calls_batch_get.models import (
     BATCH_COLUMNS,
     CONTACT_COLUMNS,
@@ -22,6 +23,7 @@ from calls_batch_get.models import (
     rfc3339,
 )
 from calls_batch_get.params import BatchQuery
+from calls_batch_get.settings import DEFAULT_DB_TIMEOUT_SECONDS
 from calls_batch_get.store import BatchRead, ContactsPage, StoreError
 
 T = TypeVar("T")
@@ -36,13 +38,31 @@ MAX_THREADS = 64
 _READ_ERRORS = (APIError, httpx.HTTPError, ValidationError, ValueError, TypeError, KeyError)
 
 
+class _DeadlineTransport(httpx.HTTPTransport):
+    """httpx counts its timeouts per phase (pool, connect, write, and each read); here every
+    phase of a request gets only what is left of one deadline set when the request starts."""
+
+    def __init__(self, timeout_seconds: float) -> None:
+        super().__init__()
+        self._timeout_seconds = timeout_seconds
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        deadline = Deadline(self._timeout_seconds)
+        request.extensions["timeout"] = dict.fromkeys(
+            ("pool", "connect", "write", "read"), deadline.remaining()
+        )
+        return super().handle_request(request)
+
+
 def create_supabase_client(url: str, key: str, timeout_seconds: float) -> Client:
     return create_client(
         url,
         key,
         options=ClientOptions(
             # One connection pool for the instance; supabase-py's own default timeout is 120 s.
-            httpx_client=httpx.Client(timeout=timeout_seconds),
+            httpx_client=httpx.Client(
+                timeout=timeout_seconds, transport=_DeadlineTransport(timeout_seconds)
+            ),
             # Its retries sleep 1, 2, 4... seconds on a 503/520 or a dropped connection: far past
             # what a person watching a screen waits for. A failed read is a 500 they can retry.
             postgrest_client_retry=False,
@@ -54,35 +74,63 @@ def create_supabase_client(url: str, key: str, timeout_seconds: float) -> Client
 
 
 class SupabaseStore:
+    """The reads over PostgREST. ``timeout_seconds`` bounds a read as a whole: past it the
+    request fails, whatever its HTTP calls are still waiting for."""
+
     # Where a batch and its counters are read.
     BATCH_SOURCE = "v_call_batch_summary"
 
-    def __init__(self, client: Client, threads: ThreadPoolExecutor | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        threads: ThreadPoolExecutor | None = None,
+        timeout_seconds: float = DEFAULT_DB_TIMEOUT_SECONDS,
+    ) -> None:
         self._client = client
+        self._timeout_seconds = timeout_seconds
         self._threads = threads or ThreadPoolExecutor(
             max_workers=MAX_THREADS, thread_name_prefix="supabase-read"
         )
+
+    def close(self) -> None:
+        # Reads still running end by their own deadline; nothing new starts.
+        self._threads.shutdown(wait=False, cancel_futures=True)
 
     def read(self, user_id: UUID, query: BatchQuery) -> BatchRead:
         # All reads go out at once; what the caller may see is decided only when they are back.
         agency = self._threads.submit(self._agency_of, user_id)
         batch = self._threads.submit(self._batch, query.batch_id)
-        pages = [self._threads.submit(part) for part in self._page_reads(query)]
-
-        agency_id = _result(agency, "Failed to fetch user")
-        if agency_id is None:
-            return BatchRead(agency_id=None)
-        found = _result(batch, "Failed to fetch batch")
-        if found is None or found.agency_id != agency_id:
-            return BatchRead(agency_id=agency_id)
-        # One page, possibly read in two ranges: their rows in order, the first limit + 1 kept.
-        contacts = [c for page in pages for c in _result(page, "Failed to fetch contacts")]
-        return BatchRead(
-            agency_id=agency_id,
-            batch=found,
-            # The total is the batch's own counter: no second count of its contacts.
-            page=ContactsPage.of(contacts, query.limit, found.contacts_with(query.contact_status)),
-        )
+        pages: list[Future[list[Contact]]] = [
+            self._threads.submit(part) for part in self._page_reads(query)
+        ]
+        deadline = Deadline(self._timeout_seconds)
+        try:
+            agency_id = _result(agency, "Failed to fetch user", deadline)
+            if agency_id is None:
+                return BatchRead(agency_id=None)
+            found = _result(batch, "Failed to fetch batch", deadline)
+            if found is None or found.agency_id != agency_id:
+                return BatchRead(agency_id=agency_id)
+            # One page, possibly read in two ranges: their rows in order, limit + 1 of them kept.
+            contacts = [
+                contact
+                for page in pages
+                for contact in _result(page, "Failed to fetch contacts", deadline)
+            ]
+            return BatchRead(
+                agency_id=agency_id,
+                batch=found,
+                # The total is the batch's own counter: no second count of its contacts.
+                page=ContactsPage.of(
+                    contacts, query.limit, found.contacts_with(query.contact_status)
+                ),
+            )
+        finally:
+            # Those not started yet (threads all busy) never will be.
+            agency.cancel()
+            batch.cancel()
+            for page in pages:
+                page.cancel()
 
     def _agency_of(self, user_id: UUID) -> UUID | None:
         rows = _rows(
@@ -203,8 +251,8 @@ def _rows(data: object) -> list[object]:
     return data
 
 
-def _result(future: Future[T], failure: str) -> T:
+def _result(future: Future[T], failure: str, deadline: Deadline) -> T:
     try:
-        return future.result()
-    except _READ_ERRORS as error:
+        return future.result(timeout=deadline.remaining())
+    except (*_READ_ERRORS, TimeoutError, CancelledError) as error:
         raise StoreError(failure) from error

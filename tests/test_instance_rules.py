@@ -1,0 +1,168 @@
+"""Rules of the function as a whole, through the real Functions Framework app on a real database:
+what an instance builds once, the headers of every kind of response, and the log line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from typing import Any
+from uuid import UUID
+
+import pytest
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from tests.conftest import ROOT, AppFactory
+from tests.database import Seeder, backend_pids
+from tests.function_process import free_port
+from tests.tokens import KeySetServer, TokenFactory
+
+JSON = "application/json; charset=utf-8"
+
+
+class RecordList(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def client(make_app: AppFactory, database_url: str) -> FlaskClient:
+    return make_app(DATABASE_URL=database_url)
+
+
+@pytest.fixture
+def batch(db: Seeder) -> tuple[UUID, UUID]:
+    agency_id, user_id = db.agency_with_user()
+    batch_id = db.batch(agency_id)
+    db.contacts(batch_id, 3, email="someone@example.com")
+    return user_id, batch_id
+
+
+def get(client: FlaskClient, query: str, token: str | None = None, **headers: str) -> TestResponse:
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return client.get(f"/?{query}", headers=headers)
+
+
+def test_store_and_key_set_are_built_once_per_instance(
+    client: FlaskClient, db: Seeder, tokens: TokenFactory, key_server: KeySetServer,
+    batch: tuple[UUID, UUID],
+) -> None:
+    user_id, batch_id = batch
+    # Connections of earlier tests may still be on their way out: only new ones count.
+    earlier = backend_pids(db.conn)
+    for _ in range(6):
+        response = get(client, f"batch_id={batch_id}", tokens.es256(user_id))
+        assert response.status_code == 200
+    # One key-set fetch and one pooled connection for all six: a store or verifier built per
+    # request would fetch the keys and open a pool (and a connection) each time.
+    assert key_server.fetches == 1
+    assert len(backend_pids(db.conn) - earlier) == 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "query", "status"),
+    [("ok", "batch_id={batch}", 200), ("bad parameter", "batch_id=nope", 400),
+     ("no token", "batch_id={batch}", 401), ("not found", "batch_id={missing}", 404)],
+)
+def test_json_responses_say_utf_8_and_forbid_sniffing(
+    client: FlaskClient, tokens: TokenFactory, batch: tuple[UUID, UUID],
+    kind: str, query: str, status: int,
+) -> None:
+    user_id, batch_id = batch
+    token = None if kind == "no token" else tokens.es256(user_id)
+    response = get(client, query.format(batch=batch_id, missing=UUID(int=7)), token)
+    assert response.status_code == status
+    assert response.headers["Content-Type"] == JSON
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_500_and_405_carry_the_same_headers(
+    make_app: AppFactory, tokens: TokenFactory, batch: tuple[UUID, UUID]
+) -> None:
+    user_id, batch_id = batch
+    unreachable = make_app(
+        DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/postgres",
+        DB_TIMEOUT_SECONDS="1",
+    )
+    failed = get(unreachable, f"batch_id={batch_id}", tokens.es256(user_id))
+    refused = unreachable.post("/")
+    for response, status in ((failed, 500), (refused, 405)):
+        assert response.status_code == status
+        assert response.headers["Content-Type"] == JSON
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_preflight_is_cached_by_the_browser_for_an_hour(client: FlaskClient) -> None:
+    response = client.options(
+        "/", headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "GET"}
+    )
+    assert response.status_code == 204
+    assert response.headers["Access-Control-Max-Age"] == "3600"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_huge_contact_limit_is_clamped_and_negative_one_refused(
+    client: FlaskClient, tokens: TokenFactory, batch: tuple[UUID, UUID]
+) -> None:
+    user_id, batch_id = batch
+    token = tokens.es256(user_id)
+    clamped = get(client, f"batch_id={batch_id}&contact_limit={'9' * 5000}", token)
+    assert clamped.status_code == 200
+    assert clamped.get_json()["contact_pagination"]["limit"] == 200
+    refused = get(client, f"batch_id={batch_id}&contact_limit=-{'9' * 5000}", token)
+    assert refused.status_code == 400
+    assert refused.get_json() == {"error": "contact_limit must be at least 1"}
+
+
+def test_log_line_is_written_once_and_holds_no_query_string(
+    client: FlaskClient, tokens: TokenFactory, batch: tuple[UUID, UUID],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    user_id, batch_id = batch
+    capsys.readouterr()
+    reached_root = RecordList()
+    monkeypatch.setattr(logging.getLogger(), "handlers", [reached_root])
+    response = get(
+        client, f"batch_id={batch_id}&contact_status=pending&utm_source=marker-in-the-query",
+        tokens.es256(user_id),
+    )
+    assert response.status_code == 200
+
+    out, err = capsys.readouterr()
+    lines: list[dict[str, Any]] = [json.loads(line) for line in out.splitlines()]
+    assert [line.get("status") for line in lines] == [200]
+    assert err == ""
+    # Not handed on to the root logger either, where any handler (Cloud Logging's own, say)
+    # would write it a second time.
+    assert reached_root.records == []
+    text = json.dumps(lines)
+    for leaked in ("marker-in-the-query", "utm_source", "contact_status", str(batch_id),
+                   "someone@example.com", "+1555"):
+        assert leaked not in text
+
+
+def test_warnings_and_thread_crashes_are_json_lines_without_their_text() -> None:
+    # In a process of its own: pytest itself intercepts warnings and thread exceptions.
+    script = (
+        "import threading, warnings\n"
+        "from calls_batch_get.log import configure\n"
+        "configure('INFO')\n"
+        "warnings.warn('could not reach db.internal:5432 for someone@example.com')\n"
+        "def crash(): raise RuntimeError('password=hunter2')\n"
+        "thread = threading.Thread(target=crash); thread.start(); thread.join()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        check=True,
+    )
+    lines = [*result.stdout.splitlines(), *result.stderr.splitlines()]
+    assert [json.loads(line)["cause"] for line in lines] == ["UserWarning", "RuntimeError"]
+    for leaked in ("db.internal", "5432", "someone@example.com", "hunter2"):
+        assert leaked not in result.stdout + result.stderr
