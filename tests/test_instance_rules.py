@@ -118,7 +118,11 @@ def test_huge_contact_limit_is_clamped_and_negative_one_refused(
     assert clamped.get_json()["contact_pagination"]["limit"] == 200
     refused = get(client, f"batch_id={batch_id}&contact_limit=-{'9' * 5000}", token)
     assert refused.status_code == 400
-    assert refused.get_json() == {"error": "contact_limit must be at least 1"}
+    assert refused.get_json() == {
+        "error": "contact_limit must be at least 1",
+        "code": "invalid_parameter",
+        "parameter": "contact_limit",
+    }
 
 
 def test_log_line_is_written_once_and_holds_no_query_string(
