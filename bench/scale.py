@@ -213,14 +213,30 @@ def goals(rows: list[dict[str, Any]]) -> list[str]:
 
 
 _REBOOK = """
-insert into public.call_batch_counters
-  (batch_id, total, pending, queued, in_progress, completed, failed, skipped)
-select %(batch)s, count(*), count(*) filter (where status = 'pending'),
-  count(*) filter (where status = 'queued'), count(*) filter (where status = 'in_progress'),
-  count(*) filter (where status = 'completed'), count(*) filter (where status = 'failed'),
-  count(*) filter (where status = 'skipped')
-from public.campaign_contacts where batch_id = %(batch)s
+insert into public.call_batch_counters (batch_id, status, delta)
+select batch_id, status, count(*) from public.campaign_contacts
+where batch_id = %(batch)s group by batch_id, status
 """
+
+
+# Works until the event is set; returns how much it did.
+Worker = Callable[[threading.Event], int]
+
+
+def for_a_while(seconds: float, workers: list[Worker]) -> tuple[int, float]:
+    """Runs the workers side by side for ``seconds``: the work they did in all, and the time
+    from their start to the last one's end."""
+    stop = threading.Event()
+    done: list[int] = []
+    threads = [threading.Thread(target=lambda w=w: done.append(w(stop))) for w in workers]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    time.sleep(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    return sum(done), time.perf_counter() - started
 
 
 def write_throughput(url: str, size: int, seconds: float, rounds: int) -> tuple[float, float]:
@@ -235,17 +251,20 @@ def write_throughput(url: str, size: int, seconds: float, rounds: int) -> tuple[
     totals = {True: 0, False: 0}
     elapsed = {True: 0.0, False: 0.0}
 
-    def writer(seed: int, stop: threading.Event, done: list[int]) -> None:
-        rng = random.Random(seed)
-        count = 0
-        with psycopg.connect(url, autocommit=True) as conn:
-            while not stop.is_set():
-                conn.execute(
-                    "update public.campaign_contacts set status = %s where id = %s",
-                    (rng.choice(statuses), rng.choice(ids)),
-                )
-                count += 1
-        done.append(count)
+    def writer(seed: int) -> Worker:
+        def work(stop: threading.Event) -> int:
+            rng = random.Random(seed)
+            count = 0
+            with psycopg.connect(url, autocommit=True) as conn:
+                while not stop.is_set():
+                    conn.execute(
+                        "update public.campaign_contacts set status = %s where id = %s",
+                        (rng.choice(statuses), rng.choice(ids)),
+                    )
+                    count += 1
+            return count
+
+        return work
 
     with psycopg.connect(url, autocommit=True) as admin:
         for n in range(rounds * 2):
@@ -254,18 +273,9 @@ def write_throughput(url: str, size: int, seconds: float, rounds: int) -> tuple[
                 "alter table public.campaign_contacts"
                 f" {'enable' if triggers else 'disable'} trigger call_batch_counters_update"
             )
-            stop, done = threading.Event(), list[int]()
-            threads = [threading.Thread(target=writer, args=(n * 10 + w, stop, done))
-                       for w in range(4)]
-            started = time.perf_counter()
-            for thread in threads:
-                thread.start()
-            time.sleep(seconds)
-            stop.set()
-            for thread in threads:
-                thread.join()
-            elapsed[triggers] += time.perf_counter() - started
-            totals[triggers] += sum(done)
+            done, took = for_a_while(seconds, [writer(n * 10 + w) for w in range(4)])
+            elapsed[triggers] += took
+            totals[triggers] += done
         admin.execute("alter table public.campaign_contacts enable trigger all")
         # The rounds without the trigger left the ledger behind: book the batch afresh.
         with admin.transaction():
@@ -375,10 +385,8 @@ class KeepAlive:
 
 def poll(port: int, path: str, headers: dict[str, str], seconds: float, clients: int) -> float:
     """Requests per second answered 200 by ``clients`` keep-alive connections."""
-    stop = threading.Event()
-    counts: list[int] = []
 
-    def client() -> None:
+    def client(stop: threading.Event) -> int:
         conn = KeepAlive(port, path, headers)
         count = 0
         while not stop.is_set():
@@ -386,17 +394,10 @@ def poll(port: int, path: str, headers: dict[str, str], seconds: float, clients:
             assert status == 200, status
             count += 1
         conn.close()
-        counts.append(count)
+        return count
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    time.sleep(seconds)
-    stop.set()
-    for thread in threads:
-        thread.join()
-    return sum(counts) / (time.perf_counter() - started)
+    done, took = for_a_while(seconds, [client] * clients)
+    return done / took
 
 
 def http_throughput(

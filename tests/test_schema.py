@@ -115,6 +115,19 @@ PAGE_INDEX = "campaign_contacts_batch_page_idx"
 STATUS_PAGE_INDEX = "campaign_contacts_batch_status_page_idx"
 
 
+def plan_of_read(
+    large: tuple[str, DemoData], conn: psycopg.Connection[Any], **query: Any
+) -> tuple[dict[str, Any], list[Row]]:
+    """The analysed plan of the store's statement for its owner reading the busiest batch, and
+    that batch's contacts."""
+    _, data = large
+    batch = busiest_batch(data)
+    user = data.users_of(batch["agency_id"])[0]
+    read = BatchQuery(batch_id=batch["id"], **query)
+    plan = explain(conn, statement_for(read), read_parameters(user["id"], read), analyze=True)
+    return plan, data.contacts_of(batch["id"])
+
+
 def index_scans(plan: dict[str, Any]) -> list[tuple[str, str, float]]:
     """(node type, index, rows read) of every read of campaign_contacts."""
     return [
@@ -134,15 +147,9 @@ def test_an_offset_page_finds_its_start_on_the_index_then_reads_limit_rows(
     status: ContactStatus | None,
     index: str,
 ) -> None:
-    _, data = large
-    batch = busiest_batch(data)
-    user = data.users_of(batch["agency_id"])[0]
-    query = BatchQuery(batch_id=batch["id"], contact_status=status, limit=50, offset=100)
     large_conn.execute("vacuum campaign_contacts")
 
-    plan = explain(
-        large_conn, statement_for(query), read_parameters(user["id"], query), analyze=True
-    )
+    plan, _ = plan_of_read(large, large_conn, contact_status=status, limit=50, offset=100)
 
     # The offset's row from the index alone (no table row read for the skipped ones), then an
     # index range of limit + 1 rows from it: never the batch's other contacts.
@@ -159,17 +166,12 @@ def test_a_cursor_page_is_one_index_range_of_limit_rows(
     status: ContactStatus | None,
     index: str,
 ) -> None:
-    _, data = large
-    batch = busiest_batch(data)
-    user = data.users_of(batch["agency_id"])[0]
-    matching = [c for c in data.contacts_of(batch["id"]) if status in (None, c["status"])]
+    _, contacts = plan_of_read(large, large_conn)
+    matching = [c for c in contacts if status in (None, c["status"])]
     middle = sorted(matching, key=lambda c: (c["created_at"], c["id"]))[len(matching) // 2]
     after = Position(created_at=middle["created_at"], id=middle["id"])
-    query = BatchQuery(batch_id=batch["id"], contact_status=status, limit=20, after=after)
 
-    plan = explain(
-        large_conn, statement_for(query), read_parameters(user["id"], query), analyze=True
-    )
+    plan, _ = plan_of_read(large, large_conn, contact_status=status, limit=20, after=after)
 
     ((node, used, rows),) = index_scans(plan)
     assert (node, used, rows) == ("Index Scan", index, 21.0)
