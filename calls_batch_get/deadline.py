@@ -71,7 +71,10 @@ class Watchdog:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            # Only an alarm due before all others changes how long the thread should sleep;
+            # waking it for every request would cost each a thread switch.
+            if self._heap[0][2] is alarm:
+                self._cond.notify()
         return alarm
 
     def _next_due(self) -> Alarm:

@@ -31,6 +31,11 @@ DEADLINES = ("tests/test_deadlines.py",)
 AUTH_TESTS = ("tests/test_auth.py",)
 FUNCTION = ("tests/test_function_process.py",)
 RULES = ("tests/test_instance_rules.py",)
+MIGRATION = "supabase/migrations/20261129000000_call_batch_counters.sql"
+SUPABASE = "calls_batch_get/store/supabase.py"
+CURSOR = "calls_batch_get/cursor.py"
+COUNTERS = ("tests/test_counters.py",)
+SCENARIOS = ("tests/test_scenarios.py",)
 
 MUTANTS = (
     # The survivors of the issue's round.
@@ -100,6 +105,68 @@ MUTANTS = (
     Mutant("runner kills only the leader", "scripts/dev.py",
            "            os.killpg(process.pid, sig)", "            os.kill(process.pid, sig)",
            ("tests/test_dev_runner.py",)),
+    # Counters, totals and the cursor (constant-cost polling). One more was found equivalent: the
+    # cursor's canonical-spelling check (its 51 bytes leave base64 no spare bits to play with).
+    Mutant("update books old rows +1", MIGRATION,
+           "select o.batch_id, o.status, -1 as delta from old_rows o",
+           "select o.batch_id, o.status, 1 as delta from old_rows o", COUNTERS),
+    Mutant("cascade leaves ledger rows", MIGRATION,
+           "    where exists (select 1 from public.call_batches b where b.id = o.batch_id)\n", "",
+           COUNTERS),
+    Mutant("deleted batch's ledger kept", MIGRATION,
+           "delete from public.call_batch_counters k using old_batches o where k.batch_id = o.id;",
+           "perform 1;", COUNTERS),
+    Mutant("fold waits for locks", MIGRATION, "      for update skip locked",
+           "      for update", COUNTERS),
+    Mutant("fold fails snapshots", MIGRATION, "  when serialization_failure then",
+           "  when division_by_zero then", COUNTERS),
+    Mutant("never folds", MIGRATION, "as $$ select 16 $$", "as $$ select 100000000 $$",
+           COUNTERS),
+    Mutant("view: queued counts pending", MIGRATION,
+           "filter (where k.status = 'queued'), 0)::integer as queued",
+           "filter (where k.status = 'pending'), 0)::integer as queued", COUNTERS),
+    Mutant("no backfill", MIGRATION, "from public.campaign_contacts cc\ngroup by cc.batch_id",
+           "from public.campaign_contacts cc where false\ngroup by cc.batch_id", COUNTERS),
+    Mutant("cursor includes its row", PG, '"(cc.created_at, cc.id) > (%(after_created_at)s',
+           '"(cc.created_at, cc.id) >= (%(after_created_at)s', SCENARIOS),
+    Mutant("offset skips its row", PG, '"(cc.created_at, cc.id) >= ((select s.created_at',
+           '"(cc.created_at, cc.id) > ((select s.created_at', SCENARIOS),
+    Mutant("no extra row", PG, "      limit %(limit)s + 1", "      limit %(limit)s", SCENARIOS),
+    Mutant("parallel workers allowed", PG,
+           " set_config('max_parallel_workers_per_gather', '0', true)",
+           " set_config('max_parallel_workers_per_gather', '2', true)", ("tests/test_schema.py",)),
+    Mutant("supabase tie includes the cursor's row", SUPABASE,
+           '("id", "gte" if inclusive else "gt", str(after.id))', '("id", "gte", str(after.id))',
+           (*SCENARIOS, "tests/test_supabase_store.py")),
+    Mutant("supabase later includes the tie", SUPABASE,
+           '("created_at", "gt", rfc3339(after.created_at))',
+           '("created_at", "gte", rfc3339(after.created_at))',
+           (*SCENARIOS, "tests/test_supabase_store.py")),
+    Mutant("supabase reads on after a full tie", SUPABASE, "        if len(ties) >= limit:",
+           "        if len(ties) > limit:", ("tests/test_supabase_store.py",)),
+    Mutant("supabase never locates deep offsets", SUPABASE, "MAX_PLAIN_OFFSET = 1000",
+           "MAX_PLAIN_OFFSET = 10**12", (*SCENARIOS, "tests/test_supabase_store.py")),
+    Mutant("tie_follows inverted", "calls_batch_get/store/__init__.py",
+           "rows[limit].created_at == rows[limit - 1].created_at",
+           "rows[limit].created_at != rows[limit - 1].created_at", SCENARIOS),
+    Mutant("next_cursor on the last page", "calls_batch_get/handler.py",
+           "    if page.has_more and page.contacts:", "    if page.contacts:", SCENARIOS),
+    Mutant("cursor digest unchecked", CURSOR,
+           "    if not hmac.compare_digest(digest, _digest(payload)):", "    if False:",
+           ("tests/test_cursor.py",)),
+    Mutant("cursor not bound to its filter", CURSOR,
+           " or _STATUSES[status_index] != status:", ":", ("tests/test_cursor.py",)),
+    Mutant("cursor with offset allowed", "calls_batch_get/params.py",
+           "    if offset_given:\n", "    if False:\n", ("tests/test_cursor.py",)),
+    Mutant("pending total forgets in_progress", "calls_batch_get/models.py",
+           "return self.total_contacts - self.queued - self.in_progress - done",
+           "return self.total_contacts - self.queued - done", ("tests/test_supabase_store.py",)),
+    Mutant("offset given with a cursor", "calls_batch_get/handler.py",
+           "offset=None if query.after is not None else query.offset", "offset=query.offset",
+           SCENARIOS),
+    Mutant("timestamps left in their offset", "calls_batch_get/models.py",
+           "return value if value.utcoffset() == _NO_OFFSET else value.astimezone(UTC)",
+           "return value", ("tests/test_endpoint.py",)),
 )
 
 

@@ -240,14 +240,13 @@ class PostgresStore:
                 deadline.remaining() + CLIENT_GRACE_SECONDS, lambda: _cut(conn)
             )
             try:
-                # BEGIN, the timeout, the query and COMMIT leave in one flight, answered by one
-                # Sync. The connection is in autocommit mode so that psycopg's own BEGIN does not
-                # take a round trip of its own.
+                # The settings and the query leave in one flight, answered by one Sync. Until that
+                # Sync they run in one implicit transaction, the settings' (set_config(...,
+                # true)) included, so no BEGIN or COMMIT need travel; the connection is in
+                # autocommit mode so that psycopg sends none of its own.
                 with conn.pipeline():
-                    conn.execute("begin")
                     conn.execute(SESSION_SETTINGS, (_milliseconds(deadline.remaining()),))
                     cursor = conn.execute(statement, params)
-                    conn.execute("commit")
                 row = cursor.fetchone()
             except psycopg.OperationalError as exc:
                 # Cut by the watchdog: the deadline has passed, so no second try.
