@@ -31,6 +31,7 @@ DEADLINES = ("tests/test_deadlines.py",)
 AUTH_TESTS = ("tests/test_auth.py",)
 FUNCTION = ("tests/test_function_process.py",)
 RULES = ("tests/test_instance_rules.py",)
+FIRST_MIGRATION = "supabase/migrations/20250101000000_call_batches.sql"
 MIGRATION = "supabase/migrations/20261129000000_call_batch_counters.sql"
 SUPABASE = "calls_batch_get/store/supabase.py"
 CURSOR = "calls_batch_get/cursor.py"
@@ -107,6 +108,19 @@ MUTANTS = (
            ("tests/test_dev_runner.py",)),
     # Counters, totals and the cursor (constant-cost polling). One more was found equivalent: the
     # cursor's canonical-spelling check (its 51 bytes leave base64 no spare bits to play with).
+    # The guide's survivors of an earlier round: the contact indexes the plans must use.
+    Mutant("no status page index", FIRST_MIGRATION,
+           "create index campaign_contacts_batch_status_page_idx\n"
+           "  on public.campaign_contacts (batch_id, status, created_at, id);\n", "",
+           ("tests/test_schema.py",)),
+    Mutant("no page index", FIRST_MIGRATION,
+           "create index campaign_contacts_batch_page_idx\n"
+           "  on public.campaign_contacts (batch_id, created_at, id);\n", "",
+           ("tests/test_schema.py",)),
+    Mutant("one index on batch_id for both", FIRST_MIGRATION,
+           "  on public.campaign_contacts (batch_id, status, created_at, id);",
+           "  on public.campaign_contacts (batch_id);\n"
+           "drop index public.campaign_contacts_batch_page_idx;", ("tests/test_schema.py",)),
     Mutant("update books old rows +1", MIGRATION,
            "select o.batch_id, o.status, -1 as delta from old_rows o",
            "select o.batch_id, o.status, 1 as delta from old_rows o", COUNTERS),
