@@ -127,7 +127,7 @@ def _detail(read: BatchRead, query: BatchQuery) -> BatchDetail:
     assert read.batch is not None
     page = read.page
     next_cursor = None
-    if page.has_more and page.contacts:
+    if page.has_more:  # so the page holds at least one contact
         last = page.contacts[-1]
         next_cursor = cursor.encode(
             query.batch_id,

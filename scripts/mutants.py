@@ -164,7 +164,7 @@ MUTANTS = (
            "rows[limit].created_at == rows[limit - 1].created_at",
            "rows[limit].created_at != rows[limit - 1].created_at", SCENARIOS),
     Mutant("next_cursor on the last page", "calls_batch_get/handler.py",
-           "    if page.has_more and page.contacts:", "    if page.contacts:", SCENARIOS),
+           "    if page.has_more:  # so", "    if page.contacts:  # so", SCENARIOS),
     Mutant("cursor digest unchecked", CURSOR,
            "    if not hmac.compare_digest(digest, _digest(payload)):", "    if False:",
            ("tests/test_cursor.py",)),

@@ -1,8 +1,9 @@
-"""The store read straight from PostgreSQL (psycopg 3), one statement and one round trip a request.
+"""The store read straight from PostgreSQL (psycopg 3), one read statement and one round trip a
+request.
 
 Built to sit behind Supabase's transaction-mode pooler: no server-side prepared statements and no
-session state; the statement timeout is a ``set_config(..., is_local => true)`` that dies with the
-transaction and travels in the same pipeline as the query.
+session state; the statement timeout is a ``set_config(..., is_local => true)`` that travels in
+the same pipeline as the read and dies with the implicit transaction the two run in.
 """
 
 from __future__ import annotations
