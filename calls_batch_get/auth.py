@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from uuid import UUID
 
 import jwt
@@ -58,7 +59,13 @@ class KeyServiceError(ApiError):
 
 @dataclass(frozen=True)
 class Caller:
+    """Who a verified token says is calling. The stores read as this user: the supabase-py store
+    forwards ``token`` to PostgREST, the direct store hands ``claims`` (the token's payload as
+    JSON) to the database as PostgREST would, as ``request.jwt.claims``."""
+
     user_id: UUID
+    token: str = field(repr=False)
+    claims: str = field(repr=False)
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -136,7 +143,11 @@ class TokenVerifier:
         _check_claim_types(claims)
         if claims.get("role") != ROLE:
             raise AuthError(f"Token role is not '{ROLE}'")
-        return Caller(user_id=_user_id(claims.get("sub")))
+        return Caller(
+            user_id=_user_id(claims.get("sub")),
+            token=token,
+            claims=json.dumps(claims, separators=(",", ":")),
+        )
 
     def _key_for(self, algorithm: object, kid: object) -> str | PyJWK:
         # A header is attacker-controlled JSON: alg may be a list or an object, not just a name.

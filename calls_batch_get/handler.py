@@ -87,7 +87,7 @@ class Handler:
         caller = self._verifier.get().verify(token)
         outcome.user_id = caller.user_id
         query = parse_query(request.args)
-        read = self._store.get().read(caller.user_id, query)
+        read = self._store.get().read(caller, query)
         if read.agency_id is None:
             raise ApiError(
                 "User is not associated with an agency", status=403, code=ErrorCode.NO_AGENCY

@@ -23,10 +23,10 @@ def create_store(settings: Settings) -> Store:
 
     from calls_batch_get.store.supabase import SupabaseStore, create_supabase_client
 
-    assert settings.service_role_key is not None, "load_settings demands a key without a DB URL"
+    assert settings.anon_key is not None, "load_settings demands a key without a DB URL"
     return SupabaseStore(
         create_supabase_client(
-            settings.supabase_url, settings.service_role_key, settings.db_timeout_seconds
+            settings.supabase_url, settings.anon_key, settings.db_timeout_seconds
         ),
         timeout_seconds=settings.db_timeout_seconds,
     )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import logging
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
@@ -21,7 +24,7 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     supabase_url: str
-    service_role_key: str | None
+    anon_key: str | None
     jwt_secret: str | None
     jwks_url: str
     jwt_issuer: str
@@ -59,6 +62,71 @@ def _cors_origins(raw: str | None) -> tuple[str, ...]:
     return origins
 
 
+# Supabase's roles that read past row-level security, or may act as one that does; the direct
+# store refuses any other such role at its first connection (store/postgres.py).
+_PRIVILEGED_DB_USERS = frozenset({"postgres", "service_role", "authenticator"})
+_REMOVE_SERVICE_KEY = (
+    "SUPABASE_SERVICE_ROLE_KEY is set, but the function reads as the caller and must hold no key"
+    " that bypasses row-level security: remove it, and set SUPABASE_ANON_KEY instead"
+)
+
+
+def _anon_key(raw: str | None) -> str | None:
+    """The project's anon key (a legacy JWT whose role is anon) or a publishable key; a key that
+    reads every agency's rows (service_role, sb_secret_...) is refused."""
+    if raw is None:
+        return None
+    if raw.startswith("sb_publishable_"):
+        return raw
+    if raw.startswith("sb_secret_"):
+        raise SettingsError(
+            "SUPABASE_ANON_KEY is a secret key (sb_secret_...), which bypasses row-level"
+            " security: use the project's publishable key (sb_publishable_...) or anon key"
+        )
+    role = _jwt_role(raw)
+    if role is None:
+        raise SettingsError(
+            "SUPABASE_ANON_KEY must be the project's publishable key (sb_publishable_...) or its"
+            " anon key (a JWT)"
+        )
+    if role != "anon":
+        raise SettingsError(
+            f"SUPABASE_ANON_KEY is a key of the role {role!r}, not the anon key: the function"
+            " must hold no key that reads past row-level security"
+        )
+    return raw
+
+
+def _jwt_role(token: str) -> str | None:
+    """The ``role`` claim of a JWT-shaped key, read without verifying it (only to refuse it)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (binascii.Error, ValueError):
+        return None
+    role = payload.get("role") if isinstance(payload, dict) else None
+    return role if isinstance(role, str) else "(none)"
+
+
+def _database_url(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    if not raw.startswith(("postgres://", "postgresql://")):
+        raise SettingsError("DATABASE_URL must be a postgresql:// connection URI")
+    parts = urlsplit(raw)
+    user = parse_qs(parts.query).get("user", [parts.username or ""])[-1]
+    # Supabase's pooler names a role as role.project-ref.
+    role = user.split(".", 1)[0]
+    if role in _PRIVILEGED_DB_USERS or role.startswith("supabase_"):
+        raise SettingsError(
+            f"DATABASE_URL connects as {role}, which reads past row-level security: connect as"
+            " the function's own role, calls_batch_get (README, Deployment)"
+        )
+    return raw
+
+
 def _timeout(raw: str | None) -> float:
     if raw is None:
         return DEFAULT_DB_TIMEOUT_SECONDS
@@ -86,19 +154,19 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         raise SettingsError("SUPABASE_URL is not set")
     supabase_url = _http_url("SUPABASE_URL", raw_url)
 
-    database_url = _optional(env, "DATABASE_URL")
-    service_role_key = _optional(env, "SUPABASE_SERVICE_ROLE_KEY")
-    if service_role_key is None and database_url is None:
+    if _optional(env, "SUPABASE_SERVICE_ROLE_KEY") is not None:
+        raise SettingsError(_REMOVE_SERVICE_KEY)
+    database_url = _database_url(_optional(env, "DATABASE_URL"))
+    anon_key = _anon_key(_optional(env, "SUPABASE_ANON_KEY"))
+    if anon_key is None and database_url is None:
         raise SettingsError(
-            "SUPABASE_SERVICE_ROLE_KEY is not set (it is needed unless DATABASE_URL is set)"
+            "SUPABASE_ANON_KEY is not set (it is needed unless DATABASE_URL is set)"
         )
-    if database_url is not None and not database_url.startswith(("postgres://", "postgresql://")):
-        raise SettingsError("DATABASE_URL must be a postgresql:// connection URI")
 
     jwks_url = _optional(env, "SUPABASE_JWKS_URL")
     return Settings(
         supabase_url=supabase_url,
-        service_role_key=service_role_key,
+        anon_key=anon_key,
         jwt_secret=_optional(env, "SUPABASE_JWT_SECRET"),
         jwks_url=(
             _http_url("SUPABASE_JWKS_URL", jwks_url)

@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import psycopg
 from psycopg import sql
@@ -19,6 +19,8 @@ from psycopg.types.json import Jsonb
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS_DIR = REPO_ROOT / "supabase" / "migrations"
+# The function's own database role (the migrations create it, without login).
+FUNCTION_ROLE = "calls_batch_get"
 # Every table the migrations create, children first (the order TRUNCATE and loads care about).
 TABLES: tuple[str, ...] = (
     "campaign_contacts",
@@ -76,6 +78,60 @@ def drop_database(server_url: str, name: str) -> None:
         conn.execute(
             sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
         )
+
+
+# The roles a Supabase project has before any migration (supabase/postgres's roles): the API's
+# anon and authenticated, service_role (which bypasses row-level security), and authenticator,
+# which PostgREST logs in as and which may act as any of the three.
+_SUPABASE_ROLES = """
+do $$
+begin
+  if not exists (select 1 from pg_roles where rolname = 'anon') then
+    create role anon nologin noinherit;
+  end if;
+  if not exists (select 1 from pg_roles where rolname = 'authenticated') then
+    create role authenticated nologin noinherit;
+  end if;
+  if not exists (select 1 from pg_roles where rolname = 'service_role') then
+    create role service_role nologin noinherit bypassrls;
+  end if;
+  if not exists (select 1 from pg_roles where rolname = 'authenticator') then
+    create role authenticator login noinherit;
+  end if;
+end
+$$;
+grant anon, authenticated, service_role to authenticator;
+"""
+
+
+def supabase_roles(server_url: str, authenticator_password: str) -> None:
+    """Creates Supabase's roles on a bare server (roles are the server's, not a database's)."""
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(_SUPABASE_ROLES)
+        conn.execute(
+            sql.SQL("alter role authenticator password {}").format(
+                sql.Literal(authenticator_password)
+            )
+        )
+
+
+def with_role(url: str, role: str, password: str) -> str:
+    """The same server URL, logging in as another role."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{quote(role)}:{quote(password, safe='')}@{host}").geturl()
+
+
+def enable_function_role(url: str, password: str) -> str:
+    """Lets the function's role log in (what README, "Deployment", has an operator do on a
+    Supabase project) and returns the URL it connects with."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("alter role {} login password {}").format(
+                sql.Identifier(FUNCTION_ROLE), sql.Literal(password)
+            )
+        )
+    return with_role(url, FUNCTION_ROLE, password)
 
 
 def migration_files() -> list[Path]:

@@ -12,11 +12,15 @@ from flask.testing import FlaskClient
 from calls_batch_get.handler import Handler
 from calls_batch_get.settings import Settings, load_settings
 from tests.db_fixtures import *  # noqa: F403 - the real-PostgreSQL fixtures, session-wide
+from tests.postgrest_standin import ProjectKeys
 from tests.tokens import HS256_SECRET, KeySetServer, SigningKey, TokenFactory
 from tests.wire_proxy import proxy  # noqa: F401 - the loopback proxy in front of the database
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICE_KEY = "service-role-key-for-tests"
+# The project's keys: the function holds the publishable one; the service key is only known to
+# the PostgREST stand-in's gateway, as a key that others might use.
+ANON_KEY = "sb_publishable_key_for_tests"
+SERVICE_KEY = "sb_secret_key_for_tests"
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +45,7 @@ def env(key_server: KeySetServer) -> dict[str, str]:
     """A complete configuration whose Supabase URL is the local key-set server."""
     return {
         "SUPABASE_URL": key_server.url,
-        "SUPABASE_SERVICE_ROLE_KEY": SERVICE_KEY,
+        "SUPABASE_ANON_KEY": ANON_KEY,
         "SUPABASE_JWT_SECRET": HS256_SECRET,
         "DB_TIMEOUT_SECONDS": "2",
     }
@@ -57,6 +61,17 @@ def tokens(env: dict[str, str], ec_key: SigningKey, rsa_key: SigningKey) -> Toke
     return TokenFactory(issuer=f"{env['SUPABASE_URL']}/auth/v1", ec_key=ec_key, rsa_key=rsa_key)
 
 
+@pytest.fixture(scope="session")
+def project_keys(ec_key: SigningKey, rsa_key: SigningKey) -> ProjectKeys:
+    """The project as the PostgREST stand-in knows it: the same keys the function verifies."""
+    return ProjectKeys(
+        anon_key=ANON_KEY,
+        service_key=SERVICE_KEY,
+        public_jwks=(ec_key.public_jwk(), rsa_key.public_jwk()),
+        jwt_secret=HS256_SECRET,
+    )
+
+
 AppFactory = Callable[..., FlaskClient]
 
 
@@ -69,7 +84,7 @@ def make_app(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Iterator[A
 
     def make(**overrides: str | None) -> FlaskClient:
         for name in [*env, "DATABASE_URL", "CORS_ALLOW_ORIGINS", "SUPABASE_JWKS_URL",
-                     "GOOGLE_CLOUD_PROJECT"]:
+                     "GOOGLE_CLOUD_PROJECT", "SUPABASE_SERVICE_ROLE_KEY"]:
             monkeypatch.delenv(name, raising=False)
         for name, value in {**env, **overrides}.items():
             if value is not None:

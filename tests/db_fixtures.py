@@ -7,6 +7,7 @@ its own, with every migration applied, and drops them at the end.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,23 +16,43 @@ import psycopg
 import pytest
 
 from calls_batch_get.store.postgres import PostgresStore
-from scripts.localdb import apply_migrations, create_database, drop_database, embedded_postgres
+from scripts.localdb import (
+    apply_migrations,
+    create_database,
+    drop_database,
+    embedded_postgres,
+    enable_function_role,
+    supabase_roles,
+    with_role,
+)
 from tests.database import Seeder, truncate_all
 
-__all__ = ["database_url", "db", "db_server_url", "fresh_database", "pg_store"]
+__all__ = [
+    "authenticator_url",
+    "database_url",
+    "db",
+    "db_server_url",
+    "fresh_database",
+    "function_url",
+    "function_url_of",
+    "pg_store",
+]
 
 STORE_TIMEOUT_SECONDS = 5.0
+# Test passwords of the roles that log in: PostgREST's, and the function's own.
+AUTHENTICATOR_PASSWORD = "authenticator-password-for-tests"
+FUNCTION_PASSWORD = "function-password-for-tests"
 
 
 @pytest.fixture(scope="session")
 def db_server_url() -> Iterator[str]:
-    """A URL of the server (its maintenance database), where databases can be created."""
+    """A URL of the server (its maintenance database), where databases can be created, with
+    Supabase's roles in place."""
     configured = os.environ.get("TEST_DATABASE_URL")
-    if configured:
-        yield configured
-        return
-    with embedded_postgres() as server:
-        yield server.url
+    with contextlib.ExitStack() as stack:
+        url = configured or stack.enter_context(embedded_postgres()).url
+        supabase_roles(url, AUTHENTICATOR_PASSWORD)
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +78,26 @@ def database_url(fresh_database: Callable[[], str]) -> str:
     return fresh_database()
 
 
+@pytest.fixture(scope="session")
+def function_url_of(database_url: str) -> Callable[[str], str]:
+    """The URL the function connects to a database with: as its own role, which the migrations
+    created (a server's roles serve all its databases)."""
+    enable_function_role(database_url, FUNCTION_PASSWORD)
+    return lambda url: with_role(url, "calls_batch_get", FUNCTION_PASSWORD)
+
+
+@pytest.fixture(scope="session")
+def function_url(database_url: str, function_url_of: Callable[[str], str]) -> str:
+    """The session database, as the function reads it."""
+    return function_url_of(database_url)
+
+
+@pytest.fixture(scope="session")
+def authenticator_url(database_url: str) -> str:
+    """The session database, as PostgREST logs in to it."""
+    return with_role(database_url, "authenticator", AUTHENTICATOR_PASSWORD)
+
+
 @pytest.fixture
 def db(database_url: str) -> Iterator[Seeder]:
     """A clean set of tables (truncated: faster than a new database) and an autocommit
@@ -67,7 +108,7 @@ def db(database_url: str) -> Iterator[Seeder]:
 
 
 @pytest.fixture
-def pg_store(database_url: str) -> Iterator[PostgresStore]:
-    store = PostgresStore(database_url, STORE_TIMEOUT_SECONDS)
+def pg_store(function_url: str) -> Iterator[PostgresStore]:
+    store = PostgresStore(function_url, STORE_TIMEOUT_SECONDS)
     yield store
     store.close()

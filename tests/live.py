@@ -15,9 +15,9 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from calls_batch_get.store.postgres import APPLICATION_NAME
-from tests.conftest import SERVICE_KEY, AppFactory
+from tests.conftest import AppFactory
 from tests.database import Seeder
-from tests.postgrest_standin import PostgrestStandIn, mounted
+from tests.postgrest_standin import PostgrestStandIn, ProjectKeys, mounted
 from tests.scenarios import seed
 from tests.test_scenarios import _end_app_sessions
 
@@ -70,6 +70,9 @@ def live_function(
     request: pytest.FixtureRequest,
     db: Seeder,
     database_url: str,
+    function_url: str,
+    authenticator_url: str,
+    project_keys: ProjectKeys,
     make_app: AppFactory,
     env: dict[str, str],
 ) -> Iterator[LiveFunction]:
@@ -78,10 +81,10 @@ def live_function(
     seed(db.conn)
     with contextlib.ExitStack() as stack:
         if request.param == "postgres":
-            app = make_app(DATABASE_URL=database_url).application
+            app = make_app(DATABASE_URL=function_url).application
             stack.callback(end_app_sessions, database_url)
         else:
-            standin = PostgrestStandIn(database_url, SERVICE_KEY)
+            standin = PostgrestStandIn(authenticator_url, project_keys)
             stack.enter_context(mounted(standin, env["SUPABASE_URL"]))
             app = make_app().application
         yield LiveFunction(request.param, stack.enter_context(serving(app)))

@@ -1,12 +1,18 @@
 """A PostgREST stand-in for the supabase-py store, answering from the real test database.
 
-Mounted with respx on ``{SUPABASE_URL}/rest/v1``, it turns each read supabase-py sends into the
-statement PostgREST would run, against the same PostgreSQL the direct store reads, and answers as
-PostgREST does: the body built by PostgreSQL itself (``json_agg`` of the selected columns, so
-timestamps, numerics and jsonb come out exactly as PostgREST serves them), ``Content-Range``,
-200/206/416 by PostgREST's rules, PostgreSQL's error codes. Anything outside the small part of the
-API it implements is refused with a 400, so that a change in what supabase-py sends fails a test
-instead of being answered by a guess.
+Mounted with respx on ``{SUPABASE_URL}/rest/v1``, it answers as the API gateway and PostgREST do:
+it checks the API key, verifies the JWT in ``Authorization`` (the project's keys: a key set and
+the legacy secret; exp, nbf and iat with PostgREST's 30 s of skew), and runs each request in a
+read-only transaction under ``set local role`` of the token's ``role`` (``anon`` for the bare anon
+key) with ``request.jwt.claims`` set, so that row-level security applies as it does on Supabase.
+
+It serves GET calls of stable functions (``/rpc/<name>``, arguments by name in the query string,
+the value of a scalar function as the body) and GET/HEAD reads of ``SERVED_TABLES``: the body
+built by PostgreSQL itself (``json_agg`` of the selected columns, so timestamps, numerics and
+jsonb come out exactly as PostgREST serves them), ``Content-Range``, 200/206/416 by PostgREST's
+rules, PostgreSQL's error codes. Anything outside the small part of the API it implements is
+refused with a 400, so that a change in what supabase-py sends fails a test instead of being
+answered by a guess.
 """
 
 from __future__ import annotations
@@ -21,12 +27,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import jwt
 import psycopg
 import respx
 from psycopg import sql
 
 SCHEMA = "public"
 SERVED_TABLES = frozenset({"users", "v_call_batch_summary", "campaign_contacts"})
+SERVED_FUNCTIONS = frozenset({"calls_batch_get"})
+# PostgREST's allowed clock skew for exp, nbf and iat (src/PostgREST/Auth.hs).
+JWT_SKEW_SECONDS = 30
+_ROLES = frozenset({"anon", "authenticated", "service_role"})
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 # Query parameters that are not filters; PostgREST reads every other key as a column filter.
 _RESERVED_PARAMS = frozenset({"select", "order", "limit", "offset"})
@@ -69,7 +80,8 @@ def not_understood(details: str) -> Refused:
 
 @dataclass(frozen=True)
 class Served:
-    """One request as the stand-in saw and answered it (monotonic clock times)."""
+    """One request as the stand-in saw and answered it (monotonic clock times); ``role`` is the
+    one it ran as, ``body`` what it answered (kept when ``keep_bodies``)."""
 
     method: str
     table: str
@@ -78,6 +90,50 @@ class Served:
     status: int
     started: float
     finished: float
+    role: str | None = None
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class ProjectKeys:
+    """What the gateway and PostgREST know of a project: its API keys (each standing for a
+    role) and the keys its user tokens are signed with."""
+
+    anon_key: str
+    service_key: str
+    public_jwks: tuple[dict[str, Any], ...] = ()
+    jwt_secret: str | None = None
+    skew_seconds: int = JWT_SKEW_SECONDS
+
+    def api_key_role(self, key: str | None) -> str | None:
+        return {self.anon_key: "anon", self.service_key: "service_role"}.get(key or "")
+
+    def claims_of(self, token: str) -> dict[str, Any]:
+        """The verified claims of a user's token, or a 401 in PostgREST's words."""
+        try:
+            header = jwt.get_unverified_header(token)
+            key: Any
+            if header.get("alg") == "HS256" and self.jwt_secret is not None:
+                key = self.jwt_secret
+            else:
+                found = [k for k in self.public_jwks if k.get("kid") == header.get("kid")]
+                if not found:
+                    raise Refused(401, "PGRST301", "No suitable key or wrong key type")
+                key = jwt.PyJWK(found[0])
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[str(header.get("alg"))],
+                leeway=self.skew_seconds,
+                options={"verify_aud": False},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Refused(401, "PGRST303", "JWT expired") from None
+        except jwt.ImmatureSignatureError:
+            raise Refused(401, "PGRST303", "JWT not yet valid") from None
+        except jwt.InvalidTokenError as error:
+            raise Refused(401, "PGRST301", f"JWSError {type(error).__name__}") from None
+        return claims
 
 
 @dataclass(frozen=True)
@@ -117,11 +173,15 @@ def range_status(offset: int, page_rows: int, total: int | None) -> int:
 
 @dataclass
 class PostgrestStandIn:
-    """Serves GET/HEAD reads of ``SERVED_TABLES`` for a client holding ``service_key``."""
+    """Serves GET calls of ``SERVED_FUNCTIONS`` and GET/HEAD reads of ``SERVED_TABLES``, each as
+    the role its token names. ``database_url`` logs in as a role that may act as each of them
+    (PostgREST's authenticator)."""
 
     database_url: str
-    service_key: str
+    keys: ProjectKeys
     rest_path: str = "/rest/v1"
+    # Kept in ``served`` for tests that look at what left the database.
+    keep_bodies: bool = False
     # Held inside each answer, so that tests can see concurrent requests overlap.
     delay_seconds: float = 0.0
     tables: frozenset[str] = SERVED_TABLES
@@ -133,12 +193,15 @@ class PostgrestStandIn:
     served: list[Served] = field(default_factory=list)
     _done: threading.Condition = field(default_factory=threading.Condition, repr=False)
     _columns: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+    _arguments: dict[str, dict[str, tuple[str, bool]]] = field(default_factory=dict, repr=False)
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         started = time.monotonic()
         table = request.url.path.removeprefix(self.rest_path + "/")
+        role: str | None = None
         try:
-            response = self._answer(request, table)
+            role, claims = self._authenticate(request.headers)
+            response = self._answer(request, table, role, claims)
         except Refused as refused:
             response = _json_response(refused.status, json.dumps(refused.body), refused.headers)
         if request.method == "HEAD":
@@ -155,6 +218,8 @@ class PostgrestStandIn:
                     status=response.status_code,
                     started=started,
                     finished=time.monotonic(),
+                    role=role,
+                    body=response.content if self.keep_bodies else b"",
                 )
             )
             self._done.notify_all()
@@ -168,32 +233,98 @@ class PostgrestStandIn:
                 raise TimeoutError(f"{len(self.served)} of {count} requests answered")
             return list(self.served)
 
-    def _answer(self, request: httpx.Request, table: str) -> httpx.Response:
-        self._check_key(request.headers)
+    def _answer(
+        self, request: httpx.Request, resource: str, role: str, claims: dict[str, Any]
+    ) -> httpx.Response:
         if request.method not in ("GET", "HEAD"):
             raise not_understood(f"method {request.method}")
-        if table not in self.tables:
-            raise not_understood(f"resource {table!r}")
+        function = resource.removeprefix("rpc/")
+        if function == resource and resource not in self.tables:
+            raise not_understood(f"resource {resource!r}")
+        if function != resource and (function not in SERVED_FUNCTIONS or request.method != "GET"):
+            raise not_understood(f"{request.method} of function {function!r}")
         _check_headers(request.headers)
-        with self._connect() as conn:
-            columns = self._columns_of(conn, table)
-            read = _parse(request, table, columns)
+        with self._connect() as conn, conn.transaction():
+            # What PostgREST runs first in each request's transaction.
+            conn.execute("set transaction read only")
+            conn.execute(sql.SQL("set local role {}").format(sql.Identifier(role)))
+            conn.execute(
+                "select set_config('request.jwt.claims', %s, true)", (json.dumps(claims),)
+            )
             try:
-                return _run(conn, read, columns)
+                if function != resource:
+                    return self._call(conn, function, request)
+                columns = self._columns_of(conn, resource)
+                return _run(conn, _parse(request, resource, columns), columns)
             except psycopg.Error as error:
-                raise _postgres_refusal(error) from error
+                raise _postgres_refusal(error, role) from error
 
     def _connect(self) -> contextlib.AbstractContextManager[psycopg.Connection[Any]]:
         if self.connection is not None:
             return self.connection()
         return psycopg.connect(self.database_url, autocommit=True, options="-c TimeZone=UTC")
 
-    def _check_key(self, headers: httpx.Headers) -> None:
-        # What the API gateway and PostgREST demand of a server-side client: the key twice.
-        if headers.get("apikey") != self.service_key:
+    def _authenticate(self, headers: httpx.Headers) -> tuple[str, dict[str, Any]]:
+        """The role and claims a request runs with: the gateway wants a project key in
+        ``apikey``; PostgREST takes the role from the bearer JWT, or the key's own role when the
+        bearer is a key (or absent)."""
+        key_role = self.keys.api_key_role(headers.get("apikey"))
+        if key_role is None:
             raise Refused(401, "PGRST301", "No valid API key found in request")
-        if headers.get("authorization") != f"Bearer {self.service_key}":
-            raise Refused(401, "PGRST301", "Authorization is not the service key")
+        scheme, _, bearer = headers.get("authorization", "").partition(" ")
+        if not bearer or self.keys.api_key_role(bearer) is not None:
+            bearer_role = self.keys.api_key_role(bearer) or key_role
+            return bearer_role, {"role": bearer_role}
+        if scheme.lower() != "bearer":
+            raise Refused(401, "PGRST301", "Authorization is not a bearer token")
+        claims = self.keys.claims_of(bearer)
+        role = claims.get("role")
+        if role not in _ROLES:
+            raise Refused(401, "PGRST301", f"role {role!r} does not exist")
+        return str(role), claims
+
+    def _call(
+        self, conn: psycopg.Connection[Any], function: str, request: httpx.Request
+    ) -> httpx.Response:
+        """A stable function called by GET: arguments by name, each cast to its declared type,
+        the function's value (a scalar) as the body."""
+        declared = self._arguments_of(conn, function)
+        given = dict(request.url.params.multi_items())
+        missing = [n for n, (_, has_default) in declared.items() if not has_default]
+        if not set(given) <= set(declared) or not set(missing) <= set(given):
+            raise Refused(
+                404,
+                "PGRST202",
+                f"Could not find the function {SCHEMA}.{function}({', '.join(sorted(given))})"
+                " in the schema cache",
+            )
+        arguments = sql.SQL(", ").join(
+            sql.SQL("{} => cast({} as {})").format(
+                sql.Identifier(name), sql.Placeholder(name), sql.SQL(declared[name][0])
+            )
+            for name in given
+        )
+        statement = sql.SQL("select to_json({}({}))::text").format(
+            sql.Identifier(SCHEMA, function), arguments
+        )
+        row = conn.execute(statement, given).fetchone()
+        assert row is not None
+        return _json_response(200, row[0], {"Content-Range": "0-0/*"})
+
+    def _arguments_of(
+        self, conn: psycopg.Connection[Any], function: str
+    ) -> dict[str, tuple[str, bool]]:
+        """Argument name -> (type, has a default), read once from the catalog."""
+        if function not in self._arguments:
+            rows = conn.execute(
+                "select a.name, format_type(a.type, null), a.n > p.pronargs - p.pronargdefaults"
+                " from pg_proc p, unnest(p.proargnames, p.proargtypes::oid[])"
+                " with ordinality as a(name, type, n)"
+                " where p.oid = %s::regproc",
+                (f"{SCHEMA}.{function}",),
+            ).fetchall()
+            self._arguments[function] = {name: (t, bool(d)) for name, t, d in rows}
+        return self._arguments[function]
 
     def _columns_of(self, conn: psycopg.Connection[Any], table: str) -> dict[str, str]:
         """Column name -> type, in table order, read once from the catalog."""
@@ -371,9 +502,12 @@ def _run(conn: psycopg.Connection[Any], read: Read, types: Mapping[str, str]) ->
     return _json_response(status, body, headers)
 
 
-def _postgres_refusal(error: psycopg.Error) -> Refused:
+def _postgres_refusal(error: psycopg.Error, role: str) -> Refused:
     sqlstate = error.sqlstate or "XX000"
     status = 400 if sqlstate.startswith(_CLIENT_ERROR_STATES) else 500
+    if sqlstate == "42501":
+        # PostgREST: insufficient privilege is 401 for the anonymous role, else 403.
+        status = 401 if role == "anon" else 403
     diag = error.diag
     return Refused(
         status, sqlstate, diag.message_primary or str(error), diag.message_detail, diag.message_hint

@@ -40,23 +40,33 @@ def auth_error(verifier: TokenVerifier, token: str) -> str:
     return caught.value.message
 
 
+def assert_caller(caller: Caller, token: str) -> None:
+    """The user, and what the stores read as: the token itself and its claims as JSON."""
+    assert caller.user_id == USER
+    assert caller.token == token
+    assert json.loads(caller.claims) == jwt.decode(token, options={"verify_signature": False})
+
+
 @pytest.fixture
 def verifier(settings: Settings) -> TokenVerifier:
     return TokenVerifier(settings)
 
 
 def test_es256_token_against_the_key_set(verifier: TokenVerifier, tokens: TokenFactory) -> None:
-    assert verifier.verify(tokens.es256(USER)) == Caller(user_id=USER)
+    token = tokens.es256(USER)
+    assert_caller(verifier.verify(token), token)
 
 
 def test_rs256_token_against_the_key_set(verifier: TokenVerifier, tokens: TokenFactory) -> None:
-    assert verifier.verify(tokens.rs256(USER)) == Caller(user_id=USER)
+    token = tokens.rs256(USER)
+    assert_caller(verifier.verify(token), token)
 
 
 def test_hs256_token_with_the_project_secret(
     verifier: TokenVerifier, tokens: TokenFactory
 ) -> None:
-    assert verifier.verify(tokens.hs256(USER)) == Caller(user_id=USER)
+    token = tokens.hs256(USER)
+    assert_caller(verifier.verify(token), token)
 
 
 def test_hs256_refused_without_a_configured_secret(
@@ -427,7 +437,7 @@ def test_expired_key_set_keeps_answering_while_its_refresh_fails_or_hangs(
 
     for _ in range(3):
         outcomes = verify_concurrently(verifier, tokens.es256(USER))
-        assert all(r == Caller(user_id=USER) for _, r in outcomes), outcomes
+        assert all(isinstance(r, Caller) and r.user_id == USER for _, r in outcomes), outcomes
         # Answered from the set in hand, not after the refresh: well inside the fetch timeout.
         assert max(seconds for seconds, _ in outcomes) < 2.0, outcomes
     # One refresh for the 24 requests: it hangs, or its failure is remembered.

@@ -41,11 +41,13 @@ class Screen:
 
 
 @pytest.fixture
-def screen(db: Seeder, database_url: str, make_app: AppFactory) -> Iterator[Screen]:
+def screen(
+    db: Seeder, database_url: str, function_url: str, make_app: AppFactory
+) -> Iterator[Screen]:
     """The function on the direct store over the scenarios' data, and the page on another
     origin (another port), as ./run.sh serves them."""
     seed(db.conn)
-    app = make_app(DATABASE_URL=database_url).application
+    app = make_app(DATABASE_URL=function_url).application
     with serving(app) as api_url, screen_server(0) as files:
         yield Screen(f"http://127.0.0.1:{files.server_address[1]}/{SCREEN}", f"{api_url}/")
     end_app_sessions(database_url)

@@ -18,6 +18,7 @@ from calls_batch_get.params import BatchQuery
 from calls_batch_get.store import StoreError
 from calls_batch_get.store.postgres import FETCH_FAILED, PostgresStore
 from tests.database import Seeder, backend_pids, poll
+from tests.tokens import caller_of
 from tests.wire_proxy import WireProxy, proxied_url
 
 BUDGET = 2.0
@@ -28,7 +29,7 @@ SLACK = 1.0
 def timed_read(store: PostgresStore, user_id: UUID, batch_id: UUID) -> tuple[float, object]:
     started = time.monotonic()
     try:
-        result: object = store.read(user_id, BatchQuery(batch_id=batch_id))
+        result: object = store.read(caller_of(user_id), BatchQuery(batch_id=batch_id))
     except StoreError as error:
         result = error
     return time.monotonic() - started, result
@@ -43,19 +44,19 @@ def seeded(db: Seeder) -> tuple[UUID, UUID]:
 
 
 @pytest.fixture
-def store(database_url: str) -> Iterator[PostgresStore]:
-    built = PostgresStore(database_url, BUDGET)
+def store(function_url: str) -> Iterator[PostgresStore]:
+    built = PostgresStore(function_url, BUDGET)
     yield built
     built.close()
 
 
 def test_a_frozen_server_fails_the_read_within_the_budget_and_its_connection_is_dropped(
-    db: Seeder, database_url: str, proxy: WireProxy, seeded: tuple[UUID, UUID]
+    db: Seeder, function_url: str, proxy: WireProxy, seeded: tuple[UUID, UUID]
 ) -> None:
     user_id, batch_id = seeded
-    store = PostgresStore(proxied_url(database_url, proxy.port), BUDGET)
+    store = PostgresStore(proxied_url(function_url, proxy.port), BUDGET)
     try:
-        assert store.read(user_id, BatchQuery(batch_id=batch_id)).batch is not None
+        assert store.read(caller_of(user_id), BatchQuery(batch_id=batch_id)).batch is not None
         (frozen_backend,) = backend_pids(db.conn)
         proxy.freeze()
         try:
@@ -70,7 +71,7 @@ def test_a_frozen_server_fails_the_read_within_the_budget_and_its_connection_is_
         # The connection was closed, not handed back: its server process ends once it can see
         # that, and the next read connects afresh and succeeds.
         assert poll(lambda: frozen_backend not in backend_pids(db.conn)) is not None
-        assert store.read(user_id, BatchQuery(batch_id=batch_id)).batch is not None
+        assert store.read(caller_of(user_id), BatchQuery(batch_id=batch_id)).batch is not None
     finally:
         store.close()
 
@@ -79,7 +80,7 @@ def test_pool_wait_and_statement_share_one_budget_under_eight_concurrent_reads(
     db: Seeder, database_url: str, store: PostgresStore, seeded: tuple[UUID, UUID]
 ) -> None:
     user_id, batch_id = seeded
-    store.read(user_id, BatchQuery(batch_id=batch_id))
+    store.read(caller_of(user_id), BatchQuery(batch_id=batch_id))
 
     def read(n: int) -> tuple[float, object]:
         # The last four come a little later, so that a connection frees up (the first four's
@@ -104,7 +105,7 @@ def test_pool_wait_and_statement_share_one_budget_under_eight_concurrent_reads(
     causes = {type(getattr(result, "__cause__", None)) for _, result in results}
     assert causes <= {psycopg.errors.QueryCanceled, PoolTimeout}, causes
     # The statements were cancelled by the server, so their connections are fine to reuse.
-    assert store.read(user_id, BatchQuery(batch_id=batch_id)).batch is not None
+    assert store.read(caller_of(user_id), BatchQuery(batch_id=batch_id)).batch is not None
 
 
 def test_a_lock_shorter_than_the_budget_is_waited_out(
@@ -113,7 +114,7 @@ def test_a_lock_shorter_than_the_budget_is_waited_out(
     # The server-side statement timeout is the time left in milliseconds: a read that waits
     # 0.8 s of its 2 s on a lock still succeeds (a timeout counted in the wrong unit would not).
     user_id, batch_id = seeded
-    store.read(user_id, BatchQuery(batch_id=batch_id))
+    store.read(caller_of(user_id), BatchQuery(batch_id=batch_id))
     with psycopg.connect(database_url) as locker:
         locker.execute("lock table public.campaign_contacts in access exclusive mode")
         releaser = threading.Timer(0.8, locker.rollback)

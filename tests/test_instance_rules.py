@@ -32,8 +32,8 @@ class RecordList(logging.Handler):
 
 
 @pytest.fixture
-def client(make_app: AppFactory, database_url: str) -> FlaskClient:
-    return make_app(DATABASE_URL=database_url)
+def client(make_app: AppFactory, function_url: str) -> FlaskClient:
+    return make_app(DATABASE_URL=function_url)
 
 
 @pytest.fixture

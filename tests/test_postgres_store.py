@@ -23,6 +23,7 @@ from calls_batch_get.store.postgres import APPLICATION_NAME, FETCH_FAILED, Postg
 from scripts import demo_data
 from tests import spec_example as spec
 from tests.database import T0, Seeder, backend_pids, poll
+from tests.tokens import caller_of
 
 
 def query(batch_id: UUID, **kwargs: Any) -> BatchQuery:
@@ -41,7 +42,7 @@ def test_unknown_user_has_no_agency(db: Seeder, pg_store: PostgresStore) -> None
     batch_id = db.batch(agency_id)
     db.contacts(batch_id, 3)
 
-    assert pg_store.read(uuid4(), query(batch_id)) == BatchRead(agency_id=None)
+    assert pg_store.read(caller_of(uuid4()), query(batch_id)) == BatchRead(agency_id=None)
 
 
 def test_user_with_null_agency_has_no_agency(db: Seeder, pg_store: PostgresStore) -> None:
@@ -50,7 +51,7 @@ def test_user_with_null_agency_has_no_agency(db: Seeder, pg_store: PostgresStore
     db.contacts(batch_id, 3)
     user_id = db.user(None)
 
-    assert pg_store.read(user_id, query(batch_id)) == BatchRead(agency_id=None)
+    assert pg_store.read(caller_of(user_id), query(batch_id)) == BatchRead(agency_id=None)
 
 
 def test_batch_of_another_agency_is_not_found(db: Seeder, pg_store: PostgresStore) -> None:
@@ -59,7 +60,7 @@ def test_batch_of_another_agency_is_not_found(db: Seeder, pg_store: PostgresStor
     their_batch = db.batch(theirs)
     db.contacts(their_batch, 5)
 
-    read = pg_store.read(user_id, query(their_batch))
+    read = pg_store.read(caller_of(user_id), query(their_batch))
 
     assert read.agency_id == mine
     assert read.batch is None
@@ -70,7 +71,7 @@ def test_batch_of_another_agency_is_not_found(db: Seeder, pg_store: PostgresStor
 def test_missing_batch_is_not_found(db: Seeder, pg_store: PostgresStore) -> None:
     agency_id, user_id = db.agency_with_user()
 
-    assert pg_store.read(user_id, query(uuid4())) == BatchRead(agency_id=agency_id)
+    assert pg_store.read(caller_of(user_id), query(uuid4())) == BatchRead(agency_id=agency_id)
 
 
 def test_own_batch_with_summary_and_contacts(db: Seeder, pg_store: PostgresStore) -> None:
@@ -91,7 +92,7 @@ def test_own_batch_with_summary_and_contacts(db: Seeder, pg_store: PostgresStore
     for status, count in [("queued", 5), ("in_progress", 1), ("completed", 4), ("failed", 2)]:
         db.contacts(batch_id, count, status=status)
 
-    read = pg_store.read(user_id, query(batch_id))
+    read = pg_store.read(caller_of(user_id), query(batch_id))
 
     assert read.agency_id == agency_id
     assert read.batch is not None
@@ -136,7 +137,7 @@ def test_pages_follow_created_at_then_id_without_overlap(
     user_id, batch_id, expected = paged_batch
 
     pages = [
-        pg_store.read(user_id, query(batch_id, limit=7, offset=offset))
+        pg_store.read(caller_of(user_id), query(batch_id, limit=7, offset=offset))
         for offset in range(0, 40, 7)
     ]
 
@@ -149,7 +150,7 @@ def test_limit_caps_the_page(
 ) -> None:
     user_id, batch_id, expected = paged_batch
 
-    read = pg_store.read(user_id, query(batch_id, limit=3, offset=5))
+    read = pg_store.read(caller_of(user_id), query(batch_id, limit=3, offset=5))
 
     assert ids(read) == expected[5:8]
     assert read.page.total == 40
@@ -161,7 +162,7 @@ def test_offset_at_or_past_the_end_is_an_empty_page_with_the_total(
 ) -> None:
     user_id, batch_id, _ = paged_batch
 
-    read = pg_store.read(user_id, query(batch_id, offset=offset))
+    read = pg_store.read(caller_of(user_id), query(batch_id, offset=offset))
 
     assert read.batch is not None
     assert read.page.contacts == []
@@ -176,7 +177,9 @@ def test_status_filter_applies_to_page_and_total(db: Seeder, pg_store: PostgresS
     other_batch = db.batch(agency_id)
     db.contacts(other_batch, 3, status="failed")
 
-    read = pg_store.read(user_id, query(batch_id, contact_status=ContactStatus.FAILED, limit=3))
+    read = pg_store.read(
+        caller_of(user_id), query(batch_id, contact_status=ContactStatus.FAILED, limit=3)
+    )
 
     assert ids(read) == failed[:3]
     assert read.page.total == 4
@@ -190,7 +193,9 @@ def test_status_filter_with_no_match(db: Seeder, pg_store: PostgresStore) -> Non
     batch_id = db.batch(agency_id)
     db.contacts(batch_id, 2, status="completed")
 
-    read = pg_store.read(user_id, query(batch_id, contact_status=ContactStatus.IN_PROGRESS))
+    read = pg_store.read(
+        caller_of(user_id), query(batch_id, contact_status=ContactStatus.IN_PROGRESS)
+    )
 
     assert read.batch is not None
     assert (read.page.contacts, read.page.total) == ([], 0)
@@ -200,7 +205,7 @@ def test_empty_batch(db: Seeder, pg_store: PostgresStore) -> None:
     agency_id, user_id = db.agency_with_user()
     batch_id = db.batch(agency_id, status="draft")
 
-    read = pg_store.read(user_id, query(batch_id))
+    read = pg_store.read(caller_of(user_id), query(batch_id))
 
     assert read.batch is not None
     assert (read.batch.total_contacts, read.batch.progress_percentage) == (0, 0.0)
@@ -237,7 +242,7 @@ def test_values_keep_their_json_types(db: Seeder, pg_store: PostgresStore) -> No
     for _ in range(2):
         db.contact(batch_id, status="skipped", created_at=T0 + timedelta(seconds=2))
 
-    read = pg_store.read(user_id, query(batch_id))
+    read = pg_store.read(caller_of(user_id), query(batch_id))
 
     assert read.batch is not None
     summary = read.batch.model_dump(mode="json")
@@ -266,16 +271,16 @@ def test_values_keep_their_json_types(db: Seeder, pg_store: PostgresStore) -> No
     }
 
 
-def test_session_time_zone_does_not_leak_into_timestamps(db: Seeder, database_url: str) -> None:
+def test_session_time_zone_does_not_leak_into_timestamps(db: Seeder, function_url: str) -> None:
     agency_id, user_id = db.agency_with_user()
     batch_id = db.batch(agency_id, created_at=T0)
     db.contact(batch_id, created_at=T0)
     # A server or role configured for another zone renders timestamptz with that offset.
-    separator = "&" if "?" in database_url else "?"
-    url = f"{database_url}{separator}options={quote('-c TimeZone=Asia/Kolkata')}"
+    separator = "&" if "?" in function_url else "?"
+    url = f"{function_url}{separator}options={quote('-c TimeZone=Asia/Kolkata')}"
     store = PostgresStore(url, 5.0)
     try:
-        read = store.read(user_id, query(batch_id))
+        read = store.read(caller_of(user_id), query(batch_id))
     finally:
         store.close()
 
@@ -287,7 +292,7 @@ def test_session_time_zone_does_not_leak_into_timestamps(db: Seeder, database_ur
 # --- tenant isolation, randomised -------------------------------------------------------------
 
 
-def test_no_read_ever_crosses_an_agency(db: Seeder, database_url: str) -> None:
+def test_no_read_ever_crosses_an_agency(db: Seeder, function_url: str) -> None:
     data = demo_data.generate(
         seed=4242,
         agencies=5,
@@ -299,7 +304,7 @@ def test_no_read_ever_crosses_an_agency(db: Seeder, database_url: str) -> None:
     demo_data.load(db.conn, data)
     agency_of_batch = {b["id"]: b["agency_id"] for b in data.batches}
     rng = random.Random(99)
-    store = PostgresStore(database_url, 5.0)
+    store = PostgresStore(function_url, 5.0)
     try:
         for _ in range(300):
             user = rng.choice(data.users)
@@ -307,7 +312,8 @@ def test_no_read_ever_crosses_an_agency(db: Seeder, database_url: str) -> None:
             status = rng.choice([None, *ContactStatus])
             limit, offset = rng.randint(1, 200), rng.choice([0, rng.randint(0, 70)])
             read = store.read(
-                user["id"], query(batch_id, contact_status=status, limit=limit, offset=offset)
+                caller_of(user["id"]),
+                query(batch_id, contact_status=status, limit=limit, offset=offset),
             )
 
             assert read.agency_id == user["agency_id"]
@@ -343,7 +349,7 @@ def test_concurrent_first_reads_share_one_bounded_pool(db: Seeder, pg_store: Pos
 
     def read(_: int) -> int:
         start.wait()
-        return pg_store.read(user_id, query(batch_id)).page.total
+        return pg_store.read(caller_of(user_id), query(batch_id)).page.total
 
     with ThreadPoolExecutor(16) as pool:
         assert list(pool.map(read, range(16))) == [10] * 16
@@ -355,7 +361,7 @@ def test_a_dropped_connection_is_replaced_without_failing_the_read(
 ) -> None:
     agency_id, user_id = db.agency_with_user()
     batch_id = db.batch(agency_id)
-    pg_store.read(user_id, query(batch_id))
+    pg_store.read(caller_of(user_id), query(batch_id))
     # What a pooler or a server restart does to an idle connection.
     db.conn.execute(
         "select pg_terminate_backend(pid) from pg_stat_activity"
@@ -363,7 +369,7 @@ def test_a_dropped_connection_is_replaced_without_failing_the_read(
         (APPLICATION_NAME,),
     )
 
-    assert pg_store.read(user_id, query(batch_id)).batch is not None
+    assert pg_store.read(caller_of(user_id), query(batch_id)).batch is not None
 
 
 def assert_fixed_failure(read: Callable[[], object]) -> StoreError:
@@ -378,34 +384,37 @@ def test_unreachable_database_fails_with_a_fixed_message(tmp_path: Any) -> None:
     store = PostgresStore(f"postgresql://postgres@/postgres?host={tmp_path}", 0.5)
     try:
         started = time.monotonic()
-        assert_fixed_failure(lambda: store.read(uuid4(), query(uuid4())))
+        assert_fixed_failure(lambda: store.read(caller_of(uuid4()), query(uuid4())))
         assert time.monotonic() - started < 5
     finally:
         store.close()
 
 
-def test_statement_timeout_fails_with_a_fixed_message(db: Seeder, database_url: str) -> None:
+def test_statement_timeout_fails_with_a_fixed_message(
+    db: Seeder, database_url: str, function_url: str
+) -> None:
     agency_id, user_id = db.agency_with_user()
     batch_id = db.batch(agency_id)
-    store = PostgresStore(database_url, 0.3)
+    store = PostgresStore(function_url, 0.3)
     try:
-        store.read(user_id, query(batch_id))  # the pool is warm: only the statement can wait
+        # The pool is warm: only the statement can wait.
+        store.read(caller_of(user_id), query(batch_id))
         with psycopg.connect(database_url) as locker:
             locker.execute("lock table public.campaign_contacts in access exclusive mode")
             started = time.monotonic()
-            error = assert_fixed_failure(lambda: store.read(user_id, query(batch_id)))
+            error = assert_fixed_failure(lambda: store.read(caller_of(user_id), query(batch_id)))
             assert isinstance(error.__cause__, psycopg.errors.QueryCanceled)
             assert time.monotonic() - started < 3
             locker.rollback()
         # The timed-out connection went back to the pool in a usable state.
-        assert store.read(user_id, query(batch_id)).batch is not None
+        assert store.read(caller_of(user_id), query(batch_id)).batch is not None
     finally:
         store.close()
 
 
 def test_one_read_leaves_no_state_on_its_connection(db: Seeder, pg_store: PostgresStore) -> None:
     agency_id, user_id = db.agency_with_user()
-    pg_store.read(user_id, query(db.batch(agency_id)))
+    pg_store.read(caller_of(user_id), query(db.batch(agency_id)))
 
     # Through a transaction pooler the next client gets this server connection: neither the
     # timeout nor a transaction may remain on it. (The pool holds just the one connection.)
@@ -415,13 +424,13 @@ def test_one_read_leaves_no_state_on_its_connection(db: Seeder, pg_store: Postgr
         assert row == {"value": "0"}
 
 
-def test_closed_store_refuses_reads(db: Seeder, database_url: str) -> None:
+def test_closed_store_refuses_reads(db: Seeder, function_url: str) -> None:
     agency_id, user_id = db.agency_with_user()
-    store = PostgresStore(database_url, 5.0)
-    store.read(user_id, query(db.batch(agency_id)))
+    store = PostgresStore(function_url, 5.0)
+    store.read(caller_of(user_id), query(db.batch(agency_id)))
     store.close()
 
-    assert_fixed_failure(lambda: store.read(user_id, query(uuid4())))
+    assert_fixed_failure(lambda: store.read(caller_of(user_id), query(uuid4())))
     # A server process ends a moment after its client left, not at once.
     assert poll(lambda: backends(db.conn) == 0) is not None
 
@@ -434,7 +443,7 @@ def test_rows_that_break_the_model_fail_with_a_fixed_message(
     db.contact(batch_id, created_at="infinity")
 
     with pytest.raises(StoreError, match=f"^{FETCH_FAILED}$"):
-        pg_store.read(user_id, query(batch_id))
+        pg_store.read(caller_of(user_id), query(batch_id))
 
 
 def test_batch_model_columns_are_the_views(db: Seeder) -> None:

@@ -32,13 +32,14 @@ from calls_batch_get.params import BatchQuery
 from calls_batch_get.store import BatchRead
 from calls_batch_get.store.postgres import PostgresStore
 from tests.database import Seeder
+from tests.tokens import caller_of
 from tests.wire_proxy import FLUSH, WireProxy, _Link, proxied_url
 
 
 @pytest.fixture
-def proxied_store(database_url: str, proxy: WireProxy) -> Iterator[PostgresStore]:
+def proxied_store(function_url: str, proxy: WireProxy) -> Iterator[PostgresStore]:
     # Torn down before the proxy (it was made after it), so connections close cleanly first.
-    store = PostgresStore(proxied_url(database_url, proxy.port), 5.0)
+    store = PostgresStore(proxied_url(function_url, proxy.port), 5.0)
     yield store
     store.close()
 
@@ -162,12 +163,12 @@ def test_a_read_on_a_warm_connection_is_one_round_trip(
     user_id, batch_query, took_its_path = CASES[case](seeded)
     # Warmed with a different read, so that nothing this statement might do once per
     # connection (a type lookup, say) hides in the warm-up.
-    proxied_store.read(seeded.user_id, BatchQuery(batch_id=uuid4()))
+    proxied_store.read(caller_of(seeded.user_id), BatchQuery(batch_id=uuid4()))
     assert proxy.accepted == 1
 
     for _ in range(2):  # the second read shows the first left nothing behind to pay for later
         proxy.mark()
-        read = proxied_store.read(user_id, batch_query)
+        read = proxied_store.read(caller_of(user_id), batch_query)
 
         assert took_its_path(read)
         assert proxy.round_trips() == {0: 1}, proxy.runs()

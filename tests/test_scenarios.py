@@ -22,9 +22,9 @@ from werkzeug.test import TestResponse
 from calls_batch_get.models import CONTACT_COLUMNS
 from calls_batch_get.store import supabase as supabase_store
 from calls_batch_get.store.postgres import APPLICATION_NAME
-from tests.conftest import SERVICE_KEY, AppFactory
+from tests.conftest import AppFactory
 from tests.database import Seeder
-from tests.postgrest_standin import PostgrestStandIn, mounted
+from tests.postgrest_standin import PostgrestStandIn, ProjectKeys, mounted
 from tests.scenarios import (
     BIG_BATCH,
     MAIN_BATCH,
@@ -57,14 +57,15 @@ class Endpoint:
 
 
 @pytest.fixture
-def standin(database_url: str) -> PostgrestStandIn:
-    return PostgrestStandIn(database_url, SERVICE_KEY)
+def standin(authenticator_url: str, project_keys: ProjectKeys) -> PostgrestStandIn:
+    return PostgrestStandIn(authenticator_url, project_keys)
 
 
 @pytest.fixture
 def endpoints(
     db: Seeder,
     database_url: str,
+    function_url: str,
     make_app: AppFactory,
     env: dict[str, str],
     tokens: TokenFactory,
@@ -73,7 +74,7 @@ def endpoints(
     seed(db.conn)
     with mounted(standin, env["SUPABASE_URL"]):
         yield {
-            "postgres": Endpoint(make_app(DATABASE_URL=database_url), tokens),
+            "postgres": Endpoint(make_app(DATABASE_URL=function_url), tokens),
             "supabase": Endpoint(make_app(), tokens),
         }
     _end_app_sessions(database_url)

@@ -14,6 +14,8 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from calls_batch_get.auth import Caller
+
 JWKS_PATH = "/auth/v1/.well-known/jwks.json"
 HS256_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
 
@@ -147,8 +149,21 @@ class TokenFactory:
     def hs256(self, sub: str | uuid.UUID, **overrides: Any) -> str:
         return jwt.encode(self.claims(sub, **overrides), self.secret, algorithm="HS256")
 
+    def caller(self, sub: str | uuid.UUID, **overrides: Any) -> Caller:
+        """The caller the function's verifier makes of an ES256 token for ``sub``."""
+        token = self.es256(sub, **overrides)
+        claims = jwt.decode(token, options={"verify_signature": False})
+        return Caller(uuid.UUID(str(sub)), token, json.dumps(claims))
+
+
     @staticmethod
     def sign(key: SigningKey, claims: dict[str, Any], **headers: Any) -> str:
         return jwt.encode(
             claims, key.private, algorithm=key.algorithm, headers={"kid": key.kid, **headers}
         )
+
+
+def caller_of(sub: str | uuid.UUID) -> Caller:
+    """A caller for the direct store, which reads only the claims (no token is signed)."""
+    claims = {"sub": str(sub), "role": "authenticated", "aud": "authenticated"}
+    return Caller(uuid.UUID(str(sub)), "", json.dumps(claims))

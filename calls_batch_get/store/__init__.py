@@ -1,4 +1,9 @@
-"""One protocol for the three reads of a request; the handler knows nothing of PostgREST or SQL."""
+"""One protocol for the read of a request; the handler knows nothing of PostgREST or SQL.
+
+Both stores run the same read, the database function ``public.calls_batch_get`` (migration
+20261202000000_read_as_caller.sql), as the caller and under row-level security, and hand its
+JSON document to ``parse_read``: the two cannot drift apart.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,15 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from uuid import UUID
 
+from pydantic import BaseModel, ConfigDict
+
+from calls_batch_get.auth import Caller
 from calls_batch_get.errors import ApiError, ErrorCode
 from calls_batch_get.models import Batch, Contact
 from calls_batch_get.params import BatchQuery
+
+# The database function both stores call, and the name of its parameters (as the API's).
+READ_FUNCTION = "calls_batch_get"
 
 
 class StoreError(ApiError):
@@ -55,12 +66,43 @@ class BatchRead:
     page: ContactsPage = field(default_factory=lambda: ContactsPage(contacts=[], total=0))
 
 
-class Store(Protocol):
-    def read(self, user_id: UUID, query: BatchQuery) -> BatchRead:
-        """The user's agency, the batch scoped to it, and one page of its contacts.
+class _Document(BaseModel):
+    """What ``public.calls_batch_get`` returns: exactly these keys, or the read fails."""
 
-        Raises StoreError ("Failed to fetch user" / "... batch" / "... contacts") when a read
-        fails; an unauthorised result is reported through BatchRead, never as data.
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    agency_id: UUID | None
+    batch: Batch | None
+    contacts: list[Contact]
+
+
+def parse_read(document: str | bytes, query: BatchQuery) -> BatchRead:
+    """The read function's JSON text, validated by pydantic's own parser straight into the
+    models (no Python objects built only to be read once). Raises pydantic's ValidationError."""
+    read = _Document.model_validate_json(document)
+    # The database has already kept the batch to the caller's agency, twice (the function's
+    # condition, then the policies); a batch of another agency here is still not shown.
+    if read.agency_id is None:
+        return BatchRead(agency_id=None)
+    if read.batch is None or read.batch.agency_id != read.agency_id:
+        return BatchRead(agency_id=read.agency_id)
+    return BatchRead(
+        agency_id=read.agency_id,
+        batch=read.batch,
+        # The total is the batch's own counter: no second count of its contacts.
+        page=ContactsPage.of(
+            read.contacts, query.limit, total=read.batch.contacts_with(query.contact_status)
+        ),
+    )
+
+
+class Store(Protocol):
+    def read(self, caller: Caller, query: BatchQuery) -> BatchRead:
+        """The caller's agency, the batch scoped to it, and one page of its contacts, read as
+        the caller (under row-level security).
+
+        Raises StoreError when the read fails; an unauthorised result is reported through
+        BatchRead, never as data.
         """
         ...
 

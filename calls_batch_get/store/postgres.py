@@ -1,34 +1,41 @@
-"""The store read straight from PostgreSQL (psycopg 3), one read statement and one round trip a
-request.
+"""The store read straight from PostgreSQL (psycopg 3): the read function, as the caller, in one
+round trip a request.
+
+The function connects as a role of its own (``calls_batch_get`` in the migrations) that owns
+nothing, bypasses nothing and may only act as ``authenticated``: each read sets the role and the
+verified token's claims, as PostgREST does, so that it runs under row-level security.
 
 Built to sit behind Supabase's transaction-mode pooler: no server-side prepared statements and no
-session state; the statement timeout is a ``set_config(..., is_local => true)`` that travels in
-the same pipeline as the read and dies with the implicit transaction the two run in.
+session state; the role, the claims and the statement timeout are ``set_config(..., is_local =>
+true)`` that travel in the same pipeline as the read and die with the implicit transaction the
+two run in.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Mapping
 from typing import Any
-from uuid import UUID
 
 import psycopg
-from psycopg import sql
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
+from calls_batch_get.auth import Caller
 from calls_batch_get.deadline import Deadline, Watchdog
-from calls_batch_get.models import BATCH_COLUMNS, CONTACT_COLUMNS, Batch, Contact
+from calls_batch_get.log import LOGGER_NAME
 from calls_batch_get.params import BatchQuery
-from calls_batch_get.store import BatchRead, ContactsPage, StoreError
+from calls_batch_get.store import READ_FUNCTION, BatchRead, StoreError, parse_read
 
 FETCH_FAILED = "Failed to fetch batch"
 APPLICATION_NAME = "calls-batch-get"
+# The role every read acts as: the one PostgREST gives a signed-in user's requests.
+READ_ROLE = "authenticated"
 
 # A Cloud Functions instance serves a bounded number of concurrent requests; a few connections
 # cover it without crowding the pooler's client limit when many instances run.
@@ -48,137 +55,79 @@ KEEPALIVE_COUNT = 3
 # Closing the pool on shutdown waits this long for its worker threads (an instance has seconds).
 CLOSE_TIMEOUT_SECONDS = 1.0
 
-# The statement timeout, and no parallel workers: a poll reads a few rows by index, and launching
-# workers (which the planner may cost as cheaper on a large table) would cost more than it saves.
+# What PostgREST sets for a request with a user's token: the role and the token's claims (the
+# legacy per-claim setting emptied, so that only this request's claims say who is calling), and
+# the statement timeout of the time left.
 SESSION_SETTINGS = (
     "select set_config('statement_timeout', %s, true),"
-    " set_config('max_parallel_workers_per_gather', '0', true)"
+    f" set_config('role', '{READ_ROLE}', true),"
+    " set_config('request.jwt.claims', %s, true),"
+    " set_config('request.jwt.claim.sub', '', true)"
 )
 
+# The one read statement; public so that tests can run exactly what runs.
+READ_STATEMENT = (
+    f"select public.{READ_FUNCTION}(%(batch_id)s, %(contact_status)s::text,"
+    " %(contact_limit)s::integer, %(contact_offset)s::integer,"
+    " %(after_created_at)s::timestamptz, %(after_id)s::uuid)::text as document"
+)
 
-def _columns(alias: str, names: Iterable[str]) -> sql.Composable:
-    return sql.SQL(", ").join(sql.Identifier(alias, name) for name in names)
-
-
-def read_statement(with_status: bool, with_cursor: bool = False) -> sql.Composed:
-    """The one statement of a request; public so that tests can EXPLAIN exactly what runs.
-
-    Parameters: user_id, batch_id, limit, then offset, or after_created_at and after_id
-    (``with_cursor``), and status (``with_status``). The contacts are only read once the batch is
-    known to be in the caller's agency (``exists (select 1 from batch)`` is evaluated once, as a
-    one-time filter), so another agency's batch costs no scan. The total is not counted here: it
-    is the batch's own counter, read in the same snapshot as the page.
-
-    Every page is an index range of ``limit + 1`` rows (the extra one says whether more follow)
-    starting at a position: the cursor's, or for an offset the position of the offset's row,
-    found on the index alone (``start``), so a deep offset skips index entries, not table rows.
-    Rows are handed over as JSON, the representation PostgREST serves, so both stores validate
-    the same values into the models.
-    """
-    contacts_filter = sql.SQL(
-        "cc.batch_id = %(batch_id)s and exists (select 1 from batch){status}"
-    ).format(status=sql.SQL(" and cc.status = %(status)s") if with_status else sql.SQL(""))
-    start: sql.Composable
-    if with_cursor:
-        start = sql.SQL("")
-        position = sql.SQL("(cc.created_at, cc.id) > (%(after_created_at)s, %(after_id)s)")
-    else:
-        start = sql.SQL(
-            """,
-start as (
-  select cc.created_at, cc.id
-  from public.campaign_contacts cc
-  where {contacts_filter}
-  order by cc.created_at, cc.id
-  offset %(offset)s limit 1
-)"""
-        ).format(contacts_filter=contacts_filter)
-        position = sql.SQL(
-            "(cc.created_at, cc.id) >= ((select s.created_at from start s),"
-            " (select s.id from start s))"
-        )
-    return sql.SQL(
-        """
-with caller as (
-  select u.agency_id from public.users u where u.id = %(user_id)s
-),
-batch as (
-  select {batch_columns}
-  from public.v_call_batch_summary v
-  where v.id = %(batch_id)s and v.agency_id = (select c.agency_id from caller c)
-){start}
-select
-  (select c.agency_id from caller c) as agency_id,
-  (select row_to_json(b)::text from batch b) as batch,
+# Whether the connection's role may read as it must: under row-level security, as
+# authenticated. Run once per store, on its first connection.
+ROLE_CHECK = """
+select r.rolname, r.rolsuper, r.rolbypassrls,
+  exists (
+    select 1 from pg_class c
+    where c.oid in ('public.campaign_contacts'::regclass, 'public.call_batches'::regclass,
+                    'public.users'::regclass)
+      and pg_has_role(r.oid, c.relowner, 'MEMBER')
+  ) as owner,
   (
-    select coalesce(json_agg(p order by p.created_at, p.id), '[]'::json)::text
-    from (
-      select {contact_columns}
-      from public.campaign_contacts cc
-      where {contacts_filter} and {position}
-      order by cc.created_at, cc.id
-      limit %(limit)s + 1
-    ) p
-  ) as contacts
+    select min(p.rolname) from pg_roles p
+    where (p.rolsuper or p.rolbypassrls) and p.oid <> r.oid
+      and pg_has_role(r.oid, p.oid, 'MEMBER')
+  ) as privileged_member_of,
+  pg_has_role(r.oid, %s, 'MEMBER') as reader
+from pg_roles r where r.rolname = current_user
 """
-    ).format(
-        batch_columns=_columns("v", BATCH_COLUMNS),
-        contact_columns=_columns("cc", CONTACT_COLUMNS),
-        contacts_filter=contacts_filter,
-        start=start,
-        position=position,
-    )
+
+_log = logging.getLogger(LOGGER_NAME)
 
 
-def read_parameters(user_id: UUID, query: BatchQuery) -> dict[str, Any]:
-    params: dict[str, Any] = {
-        "user_id": user_id,
+def read_parameters(query: BatchQuery) -> dict[str, Any]:
+    return {
         "batch_id": query.batch_id,
-        "limit": query.limit,
-    }
-    if query.after is None:
-        params["offset"] = query.offset
-    else:
-        params["after_created_at"] = query.after.created_at
-        params["after_id"] = query.after.id
-    if query.contact_status is not None:
         # The plain value: an Enum may otherwise be adapted by its member name.
-        params["status"] = query.contact_status.value
-    return params
+        "contact_status": None if query.contact_status is None else query.contact_status.value,
+        "contact_limit": query.limit,
+        "contact_offset": 0 if query.after is not None else query.offset,
+        "after_created_at": None if query.after is None else query.after.created_at,
+        "after_id": None if query.after is None else query.after.id,
+    }
 
 
-def statement_for(query: BatchQuery) -> sql.SQL:
-    return _STATEMENTS[query.contact_status is not None, query.after is not None]
+class RoleRefused(Exception):
+    """The connection's role could read past row-level security; the message says how."""
 
 
-# Rendered once: composing the statement is work a request need not repeat.
-_STATEMENTS = {
-    (with_status, with_cursor): sql.SQL(read_statement(with_status, with_cursor).as_string())
-    for with_status in (False, True)
-    for with_cursor in (False, True)
-}
-
-
-# Validated straight from the JSON text PostgreSQL sends (pydantic's own parser): no Python
-# objects built only to be read once.
-_CONTACTS = TypeAdapter(list[Contact])
-
-
-def _to_read(row: DictRow, query: BatchQuery) -> BatchRead:
-    if row["agency_id"] is None:
-        return BatchRead(agency_id=None)
-    if row["batch"] is None:
-        return BatchRead(agency_id=row["agency_id"])
-    batch = Batch.model_validate_json(row["batch"])
-    return BatchRead(
-        agency_id=row["agency_id"],
-        batch=batch,
-        page=ContactsPage.of(
-            _CONTACTS.validate_json(row["contacts"]),
-            query.limit,
-            total=batch.contacts_with(query.contact_status),
-        ),
-    )
+def role_refusal(row: Mapping[str, Any]) -> str | None:
+    """Why ROLE_CHECK's answer rules the role out, or None when it may serve."""
+    name, privileged_member_of = row["rolname"], row["privileged_member_of"]
+    fix = "connect as the role the migrations create for it (README, Deployment)"
+    if row["rolsuper"]:
+        return f"the database role {name} is a superuser: {fix}"
+    if row["rolbypassrls"]:
+        return f"the database role {name} has BYPASSRLS: {fix}"
+    if row["owner"]:
+        return f"the database role {name} owns the tables it reads: {fix}"
+    if privileged_member_of is not None:
+        return (
+            f"the database role {name} may act as {privileged_member_of}, which bypasses"
+            f" row-level security: {fix}"
+        )
+    if not row["reader"]:
+        return f"the database role {name} may not act as {READ_ROLE}: {fix}"
+    return None
 
 
 class PostgresStore:
@@ -198,22 +147,30 @@ class PostgresStore:
         self._timeout_seconds = timeout_seconds
         self._max_connections = max_connections
         self._watchdog = Watchdog(f"{APPLICATION_NAME}-watchdog")
+        # Checked by the first read; a refusal stands for the instance's life (the role of a
+        # URL does not change under it).
+        self._role_checked = False
+        self._refusal: str | None = None
         # The instance builds its store on the first request (instance.Lazy), so the pool is
         # created on first use; with min_size=0 it connects only when a read needs a connection.
         self._pool = _open_pool(database_url, timeout_seconds, max_connections)
 
-    def read(self, user_id: UUID, query: BatchQuery) -> BatchRead:
-        return self.run(statement_for(query), read_parameters(user_id, query), query)
+    def read(self, caller: Caller, query: BatchQuery) -> BatchRead:
+        return self.run(READ_STATEMENT, read_parameters(query), caller, query)
 
     def run(
-        self, statement: sql.Composed | sql.SQL, params: dict[str, Any], query: BatchQuery
+        self,
+        statement: str,
+        params: dict[str, Any],
+        caller: Caller,
+        query: BatchQuery,
     ) -> BatchRead:
-        """One read statement of the shape of read_statement's (also the benchmark's floor)."""
+        """One read statement returning the read function's document, as ``caller``."""
         deadline = Deadline(self._timeout_seconds)
         try:
-            row = self._fetch(statement, params, deadline)
-            return _to_read(row, query)
-        except (psycopg.Error, ValidationError) as exc:
+            row = self._fetch(statement, params, caller, deadline)
+            return parse_read(row["document"], query)
+        except (psycopg.Error, ValidationError, RoleRefused) as exc:
             raise StoreError(FETCH_FAILED) from exc
 
     def close(self) -> None:
@@ -221,7 +178,7 @@ class PostgresStore:
         self._pool.close(CLOSE_TIMEOUT_SECONDS)
 
     def _fetch(
-        self, statement: sql.Composed | sql.SQL, params: dict[str, Any], deadline: Deadline
+        self, statement: str, params: dict[str, Any], caller: Caller, deadline: Deadline
     ) -> DictRow:
         # A pooled connection the server or a pooler dropped while idle (an instance's CPU is
         # throttled between requests, so the pool cannot notice in time) fails at once, and the
@@ -230,12 +187,14 @@ class PostgresStore:
         # all within the same deadline.
         for _ in range(self._max_connections):
             with contextlib.suppress(_ConnectionDropped):
-                return self._fetch_once(statement, params, deadline)
-        return self._fetch_once(statement, params, deadline)
+                return self._fetch_once(statement, params, caller, deadline)
+        return self._fetch_once(statement, params, caller, deadline)
 
     def _fetch_once(
-        self, statement: sql.Composed | sql.SQL, params: dict[str, Any], deadline: Deadline
+        self, statement: str, params: dict[str, Any], caller: Caller, deadline: Deadline
     ) -> DictRow:
+        if self._refusal is not None:
+            raise RoleRefused(self._refusal)
         with self._pool.connection(timeout=deadline.remaining()) as conn:
             alarm = self._watchdog.arm(
                 deadline.remaining() + CLIENT_GRACE_SECONDS, lambda: _cut(conn)
@@ -246,8 +205,14 @@ class PostgresStore:
                 # true)) included, so no BEGIN or COMMIT need travel; the connection is in
                 # autocommit mode so that psycopg sends none of its own.
                 with conn.pipeline():
-                    conn.execute(SESSION_SETTINGS, (_milliseconds(deadline.remaining()),))
+                    # The role check rides along with the first read, before the role is set.
+                    check = None if self._role_checked else conn.execute(ROLE_CHECK, (READ_ROLE,))
+                    conn.execute(
+                        SESSION_SETTINGS, (_milliseconds(deadline.remaining()), caller.claims)
+                    )
                     cursor = conn.execute(statement, params)
+                if check is not None:
+                    self._judge_role(check.fetchone())
                 row = cursor.fetchone()
             except psycopg.OperationalError as exc:
                 # Cut by the watchdog: the deadline has passed, so no second try.
@@ -260,9 +225,21 @@ class PostgresStore:
                 if alarm.cancel():
                     # A cut connection, even one whose answer made it, never goes back.
                     conn.close()
-        if row is None:
-            raise psycopg.InterfaceError("the read statement returned no row")
+        if row is None or row["document"] is None:
+            raise psycopg.InterfaceError("the read statement returned no document")
         return row
+
+    def _judge_role(self, row: DictRow | None) -> None:
+        """Refuses, for good, a role that could read past the policies: a superuser, a role
+        with BYPASSRLS, the tables' owner, or one that may act as any of them. The answer is the
+        same on every connection, so only the first read asks."""
+        assert row is not None, "pg_roles has a row for current_user"
+        refusal = role_refusal(row)
+        if refusal is not None:
+            self._refusal = refusal
+            _log.error("the direct store refuses to serve: %s", refusal)
+            raise RoleRefused(refusal)
+        self._role_checked = True
 
 
 def _milliseconds(seconds: float) -> str:

@@ -1,46 +1,65 @@
-"""The three reads through supabase-py (PostgREST), sent concurrently."""
+"""The read through supabase-py: one GET of the read function over PostgREST, as the caller.
+
+The client holds only the project's anon (publishable) key; each request carries the caller's
+own access token, so PostgREST runs the read as that user, under row-level security. The key
+alone reads nothing: the policies admit only ``authenticated``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
-from typing import TypeVar
-from uuid import UUID
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
-from postgrest import APIError, SyncSelectRequestBuilder
 from pydantic import BaseModel, ValidationError
 from supabase import Client, ClientOptions, create_client
 
-from calls_batch_get.cursor import Position
+from calls_batch_get.auth import AuthError, Caller
 from calls_batch_get.deadline import Deadline
-from calls_batch_get.models import (
-    BATCH_COLUMNS,
-    CONTACT_COLUMNS,
-    Batch,
-    Contact,
-    UtcDatetime,
-    rfc3339,
-)
+from calls_batch_get.errors import ErrorCode
+from calls_batch_get.models import rfc3339
 from calls_batch_get.params import BatchQuery
 from calls_batch_get.settings import DEFAULT_DB_TIMEOUT_SECONDS
-from calls_batch_get.store import BatchRead, ContactsPage, StoreError
+from calls_batch_get.store import READ_FUNCTION, BatchRead, StoreError, parse_read
 
-T = TypeVar("T")
+FETCH_FAILED = "Failed to fetch batch"
+# PostgREST's code for a token whose exp has passed (its errors reference, "JWT errors").
+JWT_EXPIRED = "PGRST303"
 
-# Up to this offset, PostgreSQL skipping rows costs less than a second round trip to find where
-# the page starts; past it, a page is found on the index first (see _deep_page).
-MAX_PLAIN_OFFSET = 1000
-# Three reads per request; enough threads for Cloud Run's default concurrency of a gen2 function.
-MAX_THREADS = 64
-# What a read can fail with: PostgREST errors (also non-JSON ones, which postgrest-py wraps),
-# transport errors and timeouts, and rows that do not fit the response models.
-_READ_ERRORS = (APIError, httpx.HTTPError, ValidationError, ValueError, TypeError, KeyError)
+
+class _RemainingTimeouts(dict[str, float]):
+    """httpcore reads each phase's timeout (pool, connect, write, read) when that phase starts;
+    this mapping answers with what is left of one deadline at that moment."""
+
+    def __init__(self, deadline: Deadline) -> None:
+        super().__init__()
+        self._deadline = deadline
+
+    def get(self, key: str, default: Any = None) -> float:
+        return self._deadline.remaining()
+
+
+class _DeadlineStream(httpx.SyncByteStream):
+    """A body read against the same deadline: a server that trickles bytes (each one inside the
+    read timeout) still fails the read once the deadline has passed."""
+
+    def __init__(self, stream: httpx.SyncByteStream, deadline: Deadline) -> None:
+        self._stream = stream
+        self._deadline = deadline
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._stream:
+            if not self._deadline.remaining():
+                raise httpx.ReadTimeout("the read's deadline passed during the body")
+            yield chunk
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 class _DeadlineTransport(httpx.HTTPTransport):
-    """httpx counts its timeouts per phase (pool, connect, write, and each read); here every
-    phase of a request gets only what is left of one deadline set when the request starts."""
+    """httpx counts its timeouts per phase and per socket read; here a request as a whole gets
+    one deadline, set when it starts."""
 
     def __init__(self, timeout_seconds: float) -> None:
         super().__init__()
@@ -48,13 +67,15 @@ class _DeadlineTransport(httpx.HTTPTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         deadline = Deadline(self._timeout_seconds)
-        request.extensions["timeout"] = dict.fromkeys(
-            ("pool", "connect", "write", "read"), deadline.remaining()
-        )
-        return super().handle_request(request)
+        request.extensions["timeout"] = _RemainingTimeouts(deadline)
+        response = super().handle_request(request)
+        assert isinstance(response.stream, httpx.SyncByteStream)
+        response.stream = _DeadlineStream(response.stream, deadline)
+        return response
 
 
 def create_supabase_client(url: str, key: str, timeout_seconds: float) -> Client:
+    """A client for the instance, holding the project's anon or publishable ``key``."""
     return create_client(
         url,
         key,
@@ -66,193 +87,84 @@ def create_supabase_client(url: str, key: str, timeout_seconds: float) -> Client
             # Its retries sleep 1, 2, 4... seconds on a 503/520 or a dropped connection: far past
             # what a person watching a screen waits for. A failed read is a 500 they can retry.
             postgrest_client_retry=False,
-            # A server-side key has no session to refresh or keep.
+            # The function signs nobody in: it forwards each caller's own token.
             auto_refresh_token=False,
             persist_session=False,
         ),
     )
 
 
-class SupabaseStore:
-    """The reads over PostgREST. ``timeout_seconds`` bounds a read as a whole: past it the
-    request fails, whatever its HTTP calls are still waiting for."""
+class _PostgrestError(BaseModel):
+    code: str | None = None
 
-    # Where a batch and its counters are read.
-    BATCH_SOURCE = "v_call_batch_summary"
+
+class TokenRefused(Exception):
+    """PostgREST answered 401 or 403 to a token the function had accepted."""
+
+
+def rpc_params(query: BatchQuery) -> dict[str, str]:
+    """The read function's arguments as a GET sends them; defaults are left out."""
+    params = {"batch_id": str(query.batch_id), "contact_limit": str(query.limit)}
+    if query.contact_status is not None:
+        params["contact_status"] = query.contact_status.value
+    if query.after is not None:
+        params["after_created_at"] = rfc3339(query.after.created_at)
+        params["after_id"] = str(query.after.id)
+    elif query.offset:
+        params["contact_offset"] = str(query.offset)
+    return params
+
+
+class SupabaseStore:
+    """The read over PostgREST; ``timeout_seconds`` bounds it as a whole."""
 
     def __init__(
-        self,
-        client: Client,
-        threads: ThreadPoolExecutor | None = None,
-        timeout_seconds: float = DEFAULT_DB_TIMEOUT_SECONDS,
+        self, client: Client, timeout_seconds: float = DEFAULT_DB_TIMEOUT_SECONDS
     ) -> None:
         self._client = client
         self._timeout_seconds = timeout_seconds
-        self._threads = threads or ThreadPoolExecutor(
-            max_workers=MAX_THREADS, thread_name_prefix="supabase-read"
-        )
 
     def close(self) -> None:
-        # Reads still running end by their own deadline; nothing new starts.
-        self._threads.shutdown(wait=False, cancel_futures=True)
+        # The HTTP connections belong to the client, which lives as long as the instance.
+        pass
 
-    def read(self, user_id: UUID, query: BatchQuery) -> BatchRead:
-        # All reads go out at once; what the caller may see is decided only when they are back.
-        agency = self._threads.submit(self._agency_of, user_id)
-        batch = self._threads.submit(self._batch, query.batch_id)
-        pages: list[Future[list[Contact]]] = [
-            self._threads.submit(part) for part in self._page_reads(query)
-        ]
-        deadline = Deadline(self._timeout_seconds)
+    def read(self, caller: Caller, query: BatchQuery) -> BatchRead:
+        # By GET: the function is stable, and read replicas answer only GETs of the REST API.
+        request = self._client.rpc(READ_FUNCTION, rpc_params(query), get=True).request
+        # On this request's own headers (a copy of the client's): the client, shared by every
+        # thread, keeps only the anon key.
+        request.headers["Authorization"] = f"Bearer {caller.token}"
         try:
-            agency_id = _result(agency, "Failed to fetch user", deadline)
-            if agency_id is None:
-                return BatchRead(agency_id=None)
-            found = _result(batch, "Failed to fetch batch", deadline)
-            if found is None or found.agency_id != agency_id:
-                return BatchRead(agency_id=agency_id)
-            # One page, possibly read in two ranges: their rows in order, limit + 1 of them kept.
-            contacts = [
-                contact
-                for page in pages
-                for contact in _result(page, "Failed to fetch contacts", deadline)
-            ]
-            return BatchRead(
-                agency_id=agency_id,
-                batch=found,
-                # The total is the batch's own counter: no second count of its contacts.
-                page=ContactsPage.of(
-                    contacts, query.limit, found.contacts_with(query.contact_status)
-                ),
-            )
-        finally:
-            # Those not started yet (threads all busy) never will be.
-            agency.cancel()
-            batch.cancel()
-            for page in pages:
-                page.cancel()
-
-    def _agency_of(self, user_id: UUID) -> UUID | None:
-        rows = _rows(
-            self._client.table("users")
-            .select("agency_id")
-            .eq("id", str(user_id))
-            .limit(1)
-            .execute()
-            .data
-        )
-        return _UserRow.model_validate(rows[0]).agency_id if rows else None
-
-    def _batch(self, batch_id: UUID) -> Batch | None:
-        rows = _rows(
-            self._client.table(self.BATCH_SOURCE)
-            .select(",".join(BATCH_COLUMNS))
-            .eq("id", str(batch_id))
-            .limit(1)
-            .execute()
-            .data
-        )
-        return Batch.model_validate(rows[0]) if rows else None
-
-    def _page_reads(self, query: BatchQuery) -> list[Callable[[], list[Contact]]]:
-        """The reads of one page of ``limit + 1`` contacts (the extra one says whether more
-        follow), each an index range; their rows, concatenated, are the page in order."""
-        wanted = query.limit + 1
-        if query.after is not None:
-            after = query.after
-            if after.tie_follows:
-                # Inside an upload: the rest of its tie most likely fills the page by itself.
-                return [lambda: self._from(query, after, wanted, inclusive=False)]
-            return [
-                lambda: self._ties(query, after, wanted, inclusive=False),
-                lambda: self._later(query, after, wanted),
-            ]
-        if query.offset <= MAX_PLAIN_OFFSET:
-            return [lambda: self._range(query, wanted, offset=query.offset)]
-        return [lambda: self._deep_page(query, wanted)]
-
-    def _ties(
-        self, query: BatchQuery, after: Position, limit: int, *, inclusive: bool
-    ) -> list[Contact]:
-        # The contacts sharing the position's created_at (an upload's rows all do), past its id.
-        return self._range(
-            query,
-            limit,
-            ("created_at", "eq", rfc3339(after.created_at)),
-            ("id", "gte" if inclusive else "gt", str(after.id)),
-        )
-
-    def _later(self, query: BatchQuery, after: Position, limit: int) -> list[Contact]:
-        return self._range(query, limit, ("created_at", "gt", rfc3339(after.created_at)))
-
-    def _deep_page(self, query: BatchQuery, limit: int) -> list[Contact]:
-        """A deep offset: the offset's row is found on the index alone (two columns, one row),
-        then the page is read from it like a cursor's, instead of PostgreSQL fetching every
-        skipped row from the table."""
-        located = _rows(
-            self._matching_contacts(query, "created_at,id")
-            .order("created_at")
-            .order("id")
-            .limit(1)
-            .offset(query.offset)
-            .execute()
-            .data
-        )
-        if not located:
-            return []
-        start = _Located.model_validate(located[0])
-        return self._from(query, Position(start.created_at, start.id), limit, inclusive=True)
-
-    def _from(
-        self, query: BatchQuery, position: Position, limit: int, *, inclusive: bool
-    ) -> list[Contact]:
-        """The rest of the position's tie, then, only if that is short of ``limit``, what
-        follows it: one round trip when the tie fills the page, two when it does not."""
-        ties = self._ties(query, position, limit, inclusive=inclusive)
-        if len(ties) >= limit:
-            return ties
-        return ties + self._later(query, position, limit - len(ties))
-
-    def _range(
-        self, query: BatchQuery, limit: int, *filters: tuple[str, str, str], offset: int = 0
-    ) -> list[Contact]:
-        request = self._matching_contacts(query, ",".join(CONTACT_COLUMNS))
-        for column, operator, value in filters:
-            request = request.filter(column, operator, value)
-        request = request.order("created_at").order("id").limit(limit)
-        if offset:
-            request = request.offset(offset)
-        return [Contact.model_validate(row) for row in _rows(request.execute().data)]
-
-    def _matching_contacts(self, query: BatchQuery, columns: str) -> SyncSelectRequestBuilder:
-        request = (
-            self._client.table("campaign_contacts")
-            .select(columns)
-            .eq("batch_id", str(query.batch_id))
-        )
-        if query.contact_status is not None:
-            request = request.eq("status", query.contact_status.value)
-        return request
+            # Sent as built, and the body validated as the text it is, as the direct store
+            # validates the same function's text (postgrest-py's execute() would parse it into
+            # Python objects first).
+            response = request.send(httpx.Headers())
+            if response.status_code == httpx.codes.OK:
+                return parse_read(response.content, query)
+        except (httpx.HTTPError, ValidationError) as error:
+            raise StoreError(FETCH_FAILED) from error
+        raise _refusal(response)
 
 
-class _UserRow(BaseModel):
-    agency_id: UUID | None
-
-
-class _Located(BaseModel):
-    created_at: UtcDatetime
-    id: UUID
-
-
-def _rows(data: object) -> list[object]:
-    # postgrest-py hands over a body that is not JSON as a plain string instead of failing.
-    if not isinstance(data, list):
-        raise TypeError("PostgREST answered without a list of rows")
-    return data
-
-
-def _result(future: Future[T], failure: str, deadline: Deadline) -> T:
+def _refusal(response: httpx.Response) -> AuthError | StoreError:
+    """What a non-200 answer becomes. A token PostgREST finds expired is expired for the
+    database too: 401 token_expired, and the client refreshes its session (the function
+    allows a little clock skew that PostgREST may not). Any other refusal of a token the
+    function verified means the two disagree about the project's keys: the caller's fault it is
+    not, so a 500, and the log names the cause."""
     try:
-        return future.result(timeout=deadline.remaining())
-    except (*_READ_ERRORS, TimeoutError, CancelledError) as error:
-        raise StoreError(failure) from error
+        code = _PostgrestError.model_validate_json(response.content).code
+    except ValidationError:
+        code = None
+    if response.status_code == httpx.codes.UNAUTHORIZED and code == JWT_EXPIRED:
+        return AuthError("Token has expired", code=ErrorCode.TOKEN_EXPIRED)
+    error = StoreError(FETCH_FAILED)
+    if response.status_code in (httpx.codes.UNAUTHORIZED, httpx.codes.FORBIDDEN):
+        error.__cause__ = TokenRefused(f"PostgREST answered {response.status_code} {code}")
+    else:
+        error.__cause__ = httpx.HTTPStatusError(
+            f"PostgREST answered {response.status_code} {code}",
+            request=response.request,
+            response=response,
+        )
+    return error
