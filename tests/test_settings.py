@@ -1,10 +1,17 @@
 from __future__ import annotations
 
+import jwt
 import pytest
 
 from calls_batch_get.settings import SettingsError, load_settings
 
-BASE = {"SUPABASE_URL": "https://abc.supabase.co/", "SUPABASE_SERVICE_ROLE_KEY": "k"}
+ANON_KEY = "sb_publishable_abc"
+BASE = {"SUPABASE_URL": "https://abc.supabase.co/", "SUPABASE_ANON_KEY": ANON_KEY}
+
+
+def legacy_key(role: str) -> str:
+    """A legacy API key as a Supabase project issues one: an HS256 JWT naming its role."""
+    return jwt.encode({"iss": "supabase", "ref": "abc", "role": role}, "project-jwt-secret-x" * 2)
 
 
 def error_of(env: dict[str, str]) -> str:
@@ -48,16 +55,68 @@ def test_overrides() -> None:
 
 
 def test_missing_url() -> None:
-    assert error_of({"SUPABASE_SERVICE_ROLE_KEY": "k"}) == "SUPABASE_URL is not set"
+    assert error_of({"SUPABASE_ANON_KEY": ANON_KEY}) == "SUPABASE_URL is not set"
 
 
 def test_missing_key() -> None:
-    assert "SUPABASE_SERVICE_ROLE_KEY is not set" in error_of({"SUPABASE_URL": "https://x.co"})
+    assert "SUPABASE_ANON_KEY is not set" in error_of({"SUPABASE_URL": "https://x.co"})
 
 
 def test_database_url_replaces_the_key() -> None:
-    settings = load_settings({"SUPABASE_URL": "https://x.co", "DATABASE_URL": "postgresql://h/db"})
-    assert settings.service_role_key is None
+    settings = load_settings(
+        {"SUPABASE_URL": "https://x.co", "DATABASE_URL": "postgresql://calls_batch_get@h/db"}
+    )
+    assert settings.anon_key is None
+
+
+@pytest.mark.parametrize("key", [ANON_KEY, legacy_key("anon")])
+def test_the_anon_or_publishable_key_is_taken(key: str) -> None:
+    assert load_settings({**BASE, "SUPABASE_ANON_KEY": key}).anon_key == key
+
+
+@pytest.mark.parametrize(
+    ("key", "needle"),
+    [
+        ("sb_secret_abc", "SUPABASE_ANON_KEY is a secret key (sb_secret_...)"),
+        (legacy_key("service_role"), "SUPABASE_ANON_KEY is a key of the role 'service_role'"),
+        (legacy_key("authenticated"), "SUPABASE_ANON_KEY is a key of the role 'authenticated'"),
+        ("not-a-key", "SUPABASE_ANON_KEY must be the project's publishable key"),
+        ("a.b.c", "SUPABASE_ANON_KEY must be the project's publishable key"),
+    ],
+)
+def test_a_key_that_reads_past_the_policies_stops_the_start(key: str, needle: str) -> None:
+    assert needle in error_of({**BASE, "SUPABASE_ANON_KEY": key})
+
+
+@pytest.mark.parametrize("key", ["sb_secret_abc", legacy_key("service_role"), ANON_KEY])
+def test_a_service_role_key_in_the_configuration_stops_the_start(key: str) -> None:
+    # Whatever it holds: the setting itself is the old configuration, which read every agency.
+    message = error_of({**BASE, "SUPABASE_SERVICE_ROLE_KEY": key})
+    assert message.startswith("SUPABASE_SERVICE_ROLE_KEY is set, but the function reads as")
+    assert key not in message
+
+
+@pytest.mark.parametrize(
+    ("url", "role"),
+    [
+        ("postgresql://postgres:pw@db.abc.supabase.co:5432/postgres", "postgres"),
+        ("postgresql://postgres.abc:pw@aws-0-eu-west-1.pooler.supabase.com:6543/postgres",
+         "postgres"),
+        ("postgres://service_role@h/db", "service_role"),
+        ("postgresql://authenticator@h/db", "authenticator"),
+        ("postgresql://supabase_admin@h/db", "supabase_admin"),
+        ("postgresql://h/db?user=postgres&password=pw", "postgres"),
+    ],
+)
+def test_a_database_role_that_reads_past_the_policies_stops_the_start(url: str, role: str) -> None:
+    message = error_of({**BASE, "DATABASE_URL": url})
+    assert message.startswith(f"DATABASE_URL connects as {role}, which reads past row-level")
+    assert "pw" not in message
+
+
+def test_the_functions_own_role_through_the_pooler_is_taken() -> None:
+    url = "postgresql://calls_batch_get.abc:pw@aws-0-eu-west-1.pooler.supabase.com:6543/postgres"
+    assert load_settings({**BASE, "DATABASE_URL": url}).database_url == url
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ import pytest
 from calls_batch_get.params import BatchQuery
 from calls_batch_get.store import StoreError
 from calls_batch_get.store.supabase import SupabaseStore, create_supabase_client
+from tests.tokens import caller_of
 
 BUDGET = 1.0
 SLACK = 1.0
@@ -63,9 +64,9 @@ def test_a_trickling_answer_fails_the_read_within_the_budget(trickling_postgrest
     try:
         started = time.monotonic()
         with pytest.raises(StoreError) as caught:
-            store.read(uuid4(), BatchQuery(batch_id=uuid4()))
+            store.read(caller_of(uuid4()), BatchQuery(batch_id=uuid4()))
         elapsed = time.monotonic() - started
     finally:
         store.close()
-    assert caught.value.message == "Failed to fetch user"
+    assert caught.value.message == "Failed to fetch batch"
     assert BUDGET - 0.1 <= elapsed <= BUDGET + SLACK

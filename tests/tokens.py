@@ -164,6 +164,6 @@ class TokenFactory:
 
 
 def caller_of(sub: str | uuid.UUID) -> Caller:
-    """A caller for the direct store, which reads only the claims (no token is signed)."""
+    """A caller for the direct store, which reads only the claims (the token is not signed)."""
     claims = {"sub": str(sub), "role": "authenticated", "aud": "authenticated"}
-    return Caller(uuid.UUID(str(sub)), "", json.dumps(claims))
+    return Caller(uuid.UUID(str(sub)), "unsigned-token", json.dumps(claims))

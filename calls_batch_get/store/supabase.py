@@ -23,8 +23,10 @@ from calls_batch_get.settings import DEFAULT_DB_TIMEOUT_SECONDS
 from calls_batch_get.store import READ_FUNCTION, BatchRead, StoreError, parse_read
 
 FETCH_FAILED = "Failed to fetch batch"
-# PostgREST's code for a token whose exp has passed (its errors reference, "JWT errors").
-JWT_EXPIRED = "PGRST303"
+# PostgREST's answer to a token whose exp has passed (its errors reference, "JWT errors"); the
+# same code also covers other claims it finds invalid (an iat in the future, ...).
+JWT_CLAIMS_INVALID = "PGRST303"
+JWT_EXPIRED = "JWT expired"
 
 
 class _RemainingTimeouts(dict[str, float]):
@@ -96,6 +98,7 @@ def create_supabase_client(url: str, key: str, timeout_seconds: float) -> Client
 
 class _PostgrestError(BaseModel):
     code: str | None = None
+    message: str | None = None
 
 
 class TokenRefused(Exception):
@@ -153,10 +156,14 @@ def _refusal(response: httpx.Response) -> AuthError | StoreError:
     function verified means the two disagree about the project's keys: the caller's fault it is
     not, so a 500, and the log names the cause."""
     try:
-        code = _PostgrestError.model_validate_json(response.content).code
+        body = _PostgrestError.model_validate_json(response.content)
     except ValidationError:
-        code = None
-    if response.status_code == httpx.codes.UNAUTHORIZED and code == JWT_EXPIRED:
+        body = _PostgrestError()
+    code = body.code
+    if response.status_code == httpx.codes.UNAUTHORIZED and (code, body.message) == (
+        JWT_CLAIMS_INVALID,
+        JWT_EXPIRED,
+    ):
         return AuthError("Token has expired", code=ErrorCode.TOKEN_EXPIRED)
     error = StoreError(FETCH_FAILED)
     if response.status_code in (httpx.codes.UNAUTHORIZED, httpx.codes.FORBIDDEN):
