@@ -111,6 +111,33 @@ def explain(
     return plan
 
 
+@contextlib.contextmanager
+def nested_plans(conn: Conn) -> Iterator[list[dict[str, Any]]]:
+    """The analysed plans of the statements run inside functions (the read function's body)
+    while in the block, as auto_explain hands them to the client (a superuser's session)."""
+    plans: list[dict[str, Any]] = []
+
+    def collect(notice: psycopg.errors.Diagnostic) -> None:
+        message = notice.message_primary or ""
+        _, marker, document = message.partition("plan:\n")
+        if marker:
+            plans.append(json.loads(document))
+
+    conn.execute("load 'auto_explain'")
+    settings = {
+        "log_min_duration": "0", "log_analyze": "on", "log_nested_statements": "on",
+        "log_format": "json", "log_level": "notice", "log_timing": "off",
+    }
+    for name, value in settings.items():
+        conn.execute("select set_config(%s, %s, false)", (f"auto_explain.{name}", value))
+    conn.add_notice_handler(collect)
+    try:
+        yield plans
+    finally:
+        conn.remove_notice_handler(collect)
+        conn.execute("select set_config('auto_explain.log_min_duration', '-1', false)")
+
+
 def plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
     yield plan
     for child in plan.get("Plans", []):

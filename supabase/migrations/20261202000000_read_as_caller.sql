@@ -71,6 +71,13 @@ drop index public.campaign_contacts_batch_status_page_idx;
 create index campaign_contacts_batch_status_page_idx
   on public.campaign_contacts (batch_id, status, created_at, id) include (agency_id);
 
+-- The agency follows from the batch: without this the planner takes the policy's agency test for
+-- a filter that drops most of a batch's rows, and prefers reading the whole batch and sorting it
+-- to the page's index range.
+create statistics campaign_contacts_batch_agency (dependencies)
+  on batch_id, agency_id from public.campaign_contacts;
+analyze public.campaign_contacts;
+
 -- The ledger's rows carry the agency of the contacts they count. A batch that moves to another
 -- agency moves its contacts (the cascade above), whose update books their counts out of the old
 -- agency and into the new one.
