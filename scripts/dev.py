@@ -38,7 +38,14 @@ import jwt  # noqa: E402
 import psycopg  # noqa: E402
 
 from scripts import demo_data  # noqa: E402
-from scripts.localdb import apply_migrations, embedded_postgres, schema_present  # noqa: E402
+from scripts.localdb import (  # noqa: E402
+    FUNCTION_ROLE,
+    apply_migrations,
+    embedded_postgres,
+    enable_function_role,
+    schema_present,
+    supabase_roles,
+)
 from scripts.processes import group_members  # noqa: E402
 
 # Placeholder: locally the function only derives the token issuer (and key-set URL) from it.
@@ -68,6 +75,8 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
 def prepare_database(url: str, seed: int) -> demo_data.DemoData:
     """Migrates an empty database and loads the demo rows, unless an earlier run did."""
     if not schema_present(url):
+        # A bare server lacks the roles a Supabase project has (a Supabase database has them).
+        supabase_roles(url)
         print("Applying migrations…", flush=True)
         apply_migrations(url)
     data = demo_data.generate(seed)
@@ -219,12 +228,16 @@ def main(argv: Sequence[str]) -> int:
                 url = stack.enter_context(embedded_postgres()).url
             print(f"PostgreSQL: {url}", flush=True)
             data = prepare_database(url, args.seed)
+            # The function reads as its own role, under row-level security, as deployed; this
+            # run gives the role a password of its own (README, "Run it").
+            print(f"The function connects as {FUNCTION_ROLE} (a new password)…", flush=True)
+            function_url = enable_function_role(url, secrets.token_urlsafe(24))
             secret = os.environ.get("SUPABASE_JWT_SECRET") or secrets.token_urlsafe(32)
             env = {
                 **os.environ,
                 "SUPABASE_URL": SUPABASE_URL,
                 "SUPABASE_JWT_SECRET": secret,
-                "DATABASE_URL": url,
+                "DATABASE_URL": function_url,
             }
             origins = cors_origins_with(
                 f"http://localhost:{args.screen_port}", os.environ.get("CORS_ALLOW_ORIGINS")

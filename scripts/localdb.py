@@ -104,10 +104,13 @@ grant anon, authenticated, service_role to authenticator;
 """
 
 
-def supabase_roles(server_url: str, authenticator_password: str) -> None:
-    """Creates Supabase's roles on a bare server (roles are the server's, not a database's)."""
+def supabase_roles(server_url: str, authenticator_password: str | None = None) -> None:
+    """Creates Supabase's roles where they are missing, as on a bare server (roles are the
+    server's, not a database's); with a password, authenticator may then log in."""
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(_SUPABASE_ROLES)
+        if authenticator_password is None:
+            return
         conn.execute(
             sql.SQL("alter role authenticator password {}").format(
                 sql.Literal(authenticator_password)

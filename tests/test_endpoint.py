@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from calls_batch_get import cursor
-from tests.conftest import ROOT, AppFactory
+from tests.conftest import ANON_KEY, ROOT, AppFactory
 from tests.rows import AGENCY, BATCH, OTHER_AGENCY, USER, batch_row, contact_row
 from tests.tokens import KeySetServer, TokenFactory
 
@@ -44,25 +44,24 @@ def rest(env: dict[str, str]) -> Iterator[respx.MockRouter]:
         yield router
 
 
+READ = "/rpc/calls_batch_get"
+_SPEC_BATCH: dict[str, Any] = {}
+
+
 def serve(
     rest: respx.MockRouter,
-    users: list[dict[str, Any]] | None = None,
-    batches: list[dict[str, Any]] | None = None,
+    agency_id: str | None = AGENCY,
+    batch: dict[str, Any] | None = _SPEC_BATCH,
     contacts: list[dict[str, Any]] | None = None,
-) -> dict[str, respx.Route]:
-    """PostgREST's answers; the batch's counters (the specification's: 1000 contacts) are the
-    page's total, and no count is asked for."""
-    users = [{"agency_id": AGENCY}] if users is None else users
-    batches = [batch_row()] if batches is None else batches
-    contacts = [contact_row()] if contacts is None else contacts
-    content_range = f"0-{len(contacts) - 1}/*" if contacts else "*/*"
-    return {
-        "users": rest.get("/users").respond(200, json=users),
-        "batch": rest.get("/v_call_batch_summary").respond(200, json=batches),
-        "contacts": rest.get("/campaign_contacts").respond(
-            200, json=contacts, headers={"Content-Range": content_range}
-        ),
+) -> respx.Route:
+    """PostgREST's answer: the read function's document. The batch's counters (the
+    specification's: 1000 contacts) are the page's total, and no count is asked for."""
+    document = {
+        "agency_id": agency_id,
+        "batch": batch_row() if batch is _SPEC_BATCH else batch,
+        "contacts": [contact_row()] if contacts is None else contacts,
     }
+    return rest.get(READ).respond(200, json=document)
 
 
 @pytest.fixture
@@ -107,7 +106,7 @@ def test_200_returns_batch_contacts_and_pagination_as_specified(
 ) -> None:
     contact = contact_row(id="10000000-0000-4000-8000-000000000001")
     # One more row than the limit: the page has more after it.
-    routes = serve(rest, contacts=[contact, contact_row()])
+    route = serve(rest, contacts=[contact, contact_row()])
     response = get(client, f"batch_id={BATCH}&contact_limit=1", **auth)
     assert response.status_code == 200
     assert response.mimetype == "application/json"
@@ -140,7 +139,10 @@ def test_200_returns_batch_contacts_and_pagination_as_specified(
             "has_more": True,
         },
     }
-    assert routes["contacts"].calls.last.request.url.params["limit"] == "2"
+    # The limit asked for; the read function returns one more.
+    assert route.calls.last.request.url.params["contact_limit"] == "1"
+    # Read as the caller: PostgREST gets the caller's own token, which names the user.
+    assert route.calls.last.request.headers["authorization"] == auth["Authorization"]
     # progress_percentage is a JSON number even when it is whole
     assert b'"progress_percentage":41.0' in response.data
 
@@ -148,18 +150,17 @@ def test_200_returns_batch_contacts_and_pagination_as_specified(
 def test_200_contact_limit_above_200_is_clamped(
     client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter
 ) -> None:
-    routes = serve(rest, contacts=[])
+    route = serve(rest, contacts=[])
     response = get(client, f"batch_id={BATCH}&contact_limit=5000", **auth)
     assert response.status_code == 200
     assert response.get_json()["contact_pagination"]["limit"] == 200
-    # 200 and one more, to know whether another page follows.
-    assert routes["contacts"].calls.last.request.url.params["limit"] == "201"
+    assert route.calls.last.request.url.params["contact_limit"] == "200"
 
 
 def test_200_offset_past_the_end_is_an_empty_page(
     client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter
 ) -> None:
-    serve(rest, batches=[batch_row(total_contacts=12)], contacts=[])
+    serve(rest, batch=batch_row(total_contacts=12), contacts=[])
     response = get(client, f"batch_id={BATCH}&contact_offset=900", **auth)
     assert response.status_code == 200
     assert response.get_json()["contacts"] == []
@@ -224,7 +225,7 @@ def test_200_when_no_tag_matches(
 def test_if_none_match_never_hides_an_error(
     client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter
 ) -> None:
-    serve(rest, batches=[])
+    serve(rest, batch=None, contacts=[])
     response = get(client, **auth, **{"If-None-Match": "*"})
     assert error(response, 404, "batch_not_found") == "Batch not found"
     assert "ETag" not in response.headers
@@ -376,11 +377,10 @@ def test_400_query_parameters(
     assert not rest.calls, "bad input never reaches the database"
 
 
-@pytest.mark.parametrize("users", [[], [{"agency_id": None}]], ids=["no-row", "null-agency"])
 def test_403_user_is_not_associated_with_an_agency(
-    client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter, users: list[Any]
+    client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter
 ) -> None:
-    serve(rest, users=users)
+    serve(rest, agency_id=None, batch=None, contacts=[])
     response = get(client, **auth)
     assert error(response, 403, "no_agency") == "User is not associated with an agency"
     assert b"John" not in response.data
@@ -389,39 +389,33 @@ def test_403_user_is_not_associated_with_an_agency(
 def test_404_batch_not_found(
     client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter
 ) -> None:
-    serve(rest, batches=[])
+    serve(rest, batch=None, contacts=[])
     assert error(get(client, **auth), 404, "batch_not_found") == "Batch not found"
 
 
 def test_404_batch_of_another_agency_is_indistinguishable(
     client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter
 ) -> None:
-    serve(rest, batches=[])
+    serve(rest, batch=None, contacts=[])
     missing = get(client, **auth)
     rest.routes.clear()
-    serve(rest, batches=[batch_row(agency_id=OTHER_AGENCY)])
+    serve(rest, batch=batch_row(agency_id=OTHER_AGENCY))
     foreign = get(client, **auth)
     assert (foreign.status_code, foreign.data) == (missing.status_code, missing.data)
     assert b"Q1 Outreach" not in foreign.data
     assert b"+1555" not in foreign.data
 
 
-@pytest.mark.parametrize(
-    ("failing", "message"),
-    [("users", "Failed to fetch user"), ("v_call_batch_summary", "Failed to fetch batch"),
-     ("campaign_contacts", "Failed to fetch contacts")],
-)
 def test_500_failed_to_fetch_from_the_database(
-    client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter, failing: str, message: str
+    client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter
 ) -> None:
-    serve(rest)
-    rest.get(f"/{failing}").respond(
+    rest.get(READ).respond(
         500,
         json={"code": "XX000", "message": 'could not read block 7 in file "base/16384/2619"',
               "details": "secret detail", "hint": None},
     )
     response = get(client, **auth)
-    assert error(response, 500, "database_error") == message
+    assert error(response, 500, "database_error") == "Failed to fetch batch"
     assert b"block" not in response.data
     assert b"secret" not in response.data
     assert_common_headers(response)
@@ -430,8 +424,7 @@ def test_500_failed_to_fetch_from_the_database(
 def test_500_database_unreachable(
     client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter
 ) -> None:
-    serve(rest)
-    rest.get("/v_call_batch_summary").mock(side_effect=httpx.ConnectError("refused"))
+    rest.get(READ).mock(side_effect=httpx.ConnectError("refused"))
     assert error(get(client, **auth), 500, "database_error") == "Failed to fetch batch"
 
 
@@ -448,8 +441,7 @@ def test_500_key_service_down_is_not_a_401(
 def test_500_unexpected_failure_has_no_stack_trace(
     client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter
 ) -> None:
-    serve(rest)
-    rest.get("/users").mock(side_effect=RuntimeError("boom at /srv/secret.py line 3"))
+    rest.get(READ).mock(side_effect=RuntimeError("boom at /srv/secret.py line 3"))
     response = get(client, **auth)
     assert error(response, 500, "internal_error") == "Internal server error"
     assert b"Traceback" not in response.data
@@ -513,20 +505,19 @@ def test_one_json_log_line_per_request_without_secrets(
     assert denied["error"] == "Missing authorization header"
     text = json.dumps(lines)
     token = auth["Authorization"].split()[1]
-    for secret in (token, "+1555", "john@example.com", "service-role-key"):
+    for secret in (token, "+1555", "john@example.com", ANON_KEY):
         assert secret not in text
 
 
 def test_log_line_of_a_500_names_the_cause_type_not_its_text(
     client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter, log_lines: LogLines
 ) -> None:
-    serve(rest)
-    rest.get("/campaign_contacts").mock(side_effect=httpx.ReadTimeout("read timed out"))
+    rest.get(READ).mock(side_effect=httpx.ReadTimeout("read timed out"))
     get(client, **auth)
     (line,) = log_lines()
     assert line["severity"] == "ERROR"
     assert line["status"] == 500
-    assert line["error"] == "Failed to fetch contacts"
+    assert line["error"] == "Failed to fetch batch"
     assert line["cause"] == "httpx.ReadTimeout"
 
 
@@ -586,8 +577,8 @@ def test_no_trace_fields_without_a_project_or_a_trace_header(
     ("missing", "line"),
     [
         ("SUPABASE_URL", "calls-batch-get: configuration error: SUPABASE_URL is not set"),
-        ("SUPABASE_SERVICE_ROLE_KEY", "calls-batch-get: configuration error: "
-         "SUPABASE_SERVICE_ROLE_KEY is not set (it is needed unless DATABASE_URL is set)"),
+        ("SUPABASE_ANON_KEY", "calls-batch-get: configuration error: "
+         "SUPABASE_ANON_KEY is not set (it is needed unless DATABASE_URL is set)"),
     ],
 )
 def test_missing_setting_stops_the_process_with_one_line(

@@ -83,11 +83,11 @@ def assert_clean_output(function: FunctionProcess) -> list[dict[str, object]]:
 
 @pytest.mark.parametrize("python", ["3.11", "3.12", "3.13"])
 def test_sigterm_closes_the_pool_and_exits_within_3_seconds(
-    env: dict[str, str], database_url: str, db: Seeder, seeded: Callable[[str], Seeded],
+    env: dict[str, str], function_url: str, db: Seeder, seeded: Callable[[str], Seeded],
     python: str,
 ) -> None:
     command = functions_framework_for(python)
-    with running(command, {**env, "DATABASE_URL": database_url}) as function:
+    with running(command, {**env, "DATABASE_URL": function_url}) as function:
         call = seeded(function.url)
         # Enough at once for the pool to open all its connections, and their threads.
         results = concurrently(8, lambda: httpx.get(call.url, headers=call.headers, timeout=10))
@@ -104,9 +104,13 @@ def test_sigterm_closes_the_pool_and_exits_within_3_seconds(
 
 
 def test_sigterm_lets_a_running_request_finish(
-    env: dict[str, str], database_url: str, db: Seeder, seeded: Callable[[str], Seeded]
+    env: dict[str, str],
+    database_url: str,
+    function_url: str,
+    db: Seeder,
+    seeded: Callable[[str], Seeded],
 ) -> None:
-    with running(functions_framework_for("3.11"), {**env, "DATABASE_URL": database_url}) as fn:
+    with running(functions_framework_for("3.11"), {**env, "DATABASE_URL": function_url}) as fn:
         call = seeded(fn.url)
         assert httpx.get(call.url, headers=call.headers, timeout=10).status_code == 200
         with psycopg.connect(database_url) as locker:
@@ -137,10 +141,10 @@ def _waiting_on_lock(conn: Conn) -> bool:
 
 
 def test_frozen_database_fails_requests_within_the_budget_and_recovers(
-    env: dict[str, str], database_url: str, db: Seeder, proxy: WireProxy,
+    env: dict[str, str], function_url: str, db: Seeder, proxy: WireProxy,
     seeded: Callable[[str], Seeded],
 ) -> None:
-    settings = {**env, "DATABASE_URL": proxied_url(database_url, proxy.port),
+    settings = {**env, "DATABASE_URL": proxied_url(function_url, proxy.port),
                 "DB_TIMEOUT_SECONDS": str(BUDGET)}
     with running(functions_framework_for("3.11"), settings) as function:
         call = seeded(function.url)
@@ -176,7 +180,7 @@ def test_database_errors_reach_the_log_redacted(
 ) -> None:
     # Nothing listens there: the pool's connection attempts fail, and psycopg's warning text
     # names the host and port it tried. Only its template may reach the log.
-    settings = {**env, "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/postgres",
+    settings = {**env, "DATABASE_URL": f"postgresql://calls_batch_get@127.0.0.1:{free_port()}/postgres",
                 "DB_TIMEOUT_SECONDS": "1"}
     with running(functions_framework_for("3.11"), settings) as function:
         token = tokens.es256(UUID(int=1))

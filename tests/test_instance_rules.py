@@ -88,7 +88,7 @@ def test_500_and_405_carry_the_same_headers(
 ) -> None:
     user_id, batch_id = batch
     unreachable = make_app(
-        DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/postgres",
+        DATABASE_URL=f"postgresql://calls_batch_get@127.0.0.1:{free_port()}/postgres",
         DB_TIMEOUT_SECONDS="1",
     )
     failed = get(unreachable, f"batch_id={batch_id}", tokens.es256(user_id))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,27 +10,49 @@ import httpx
 import pytest
 from respx.models import AllMockedAssertionError
 
+from tests.conftest import ANON_KEY, SERVICE_KEY
 from tests.database import Seeder
-from tests.postgrest_standin import PostgrestStandIn, content_range, mounted, range_status
-from tests.scenarios import BARE_BATCH, MAIN_BATCH, USER_A, seed
+from tests.postgrest_standin import (
+    PostgrestStandIn,
+    ProjectKeys,
+    content_range,
+    mounted,
+    range_status,
+)
+from tests.scenarios import BARE_BATCH, MAIN_BATCH, USER_A, USER_B, seed
+from tests.tokens import SigningKey, TokenFactory
 
 URL = "https://project-ref.supabase.co"
-KEY = "sb_secret_standin_key"
-AUTH = {"apikey": KEY, "Authorization": f"Bearer {KEY}"}
-COUNT = {**AUTH, "Prefer": "count=exact"}
+COUNT = {"Prefer": "count=exact"}
 MAIN = f"batch_id=eq.{MAIN_BATCH.id}"
 MAIN_SIZE = len(MAIN_BATCH.contacts)
 
 
 @pytest.fixture
-def standin(database_url: str) -> PostgrestStandIn:
-    return PostgrestStandIn(database_url, KEY)
+def standin(authenticator_url: str, project_keys: ProjectKeys) -> PostgrestStandIn:
+    return PostgrestStandIn(authenticator_url, project_keys)
 
 
 @pytest.fixture
-def rest(db: Seeder, standin: PostgrestStandIn) -> Iterator[httpx.Client]:
+def served(db: Seeder, standin: PostgrestStandIn) -> Iterator[PostgrestStandIn]:
+    """The stand-in answering, over the scenarios' data."""
     seed(db.conn)
-    with mounted(standin, URL), httpx.Client(base_url=f"{URL}/rest/v1") as client:
+    with mounted(standin, URL):
+        yield standin
+
+
+@pytest.fixture
+def rest(served: PostgrestStandIn, tokens: TokenFactory) -> Iterator[httpx.Client]:
+    """A client of the stand-in, signed in as the main batch's agency's user."""
+    headers = {"apikey": ANON_KEY, "Authorization": f"Bearer {tokens.es256(USER_A)}"}
+    with httpx.Client(base_url=f"{URL}/rest/v1", headers=headers) as client:
+        yield client
+
+
+@pytest.fixture
+def bare(served: PostgrestStandIn) -> Iterator[httpx.Client]:
+    """A client of the stand-in with no headers of its own."""
+    with httpx.Client(base_url=f"{URL}/rest/v1") as client:
         yield client
 
 
@@ -72,7 +95,6 @@ def test_rows_serialised_by_postgresql(rest: httpx.Client) -> None:
             "select": "id,progress_percentage,created_at,scheduled_for",
             "id": f"eq.{MAIN_BATCH.id}",
         },
-        headers=AUTH,
     )
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json; charset=utf-8"
@@ -92,7 +114,6 @@ def test_jsonb_comes_back_as_json(rest: httpx.Client) -> None:
     response = rest.get(
         "/campaign_contacts",
         params={"select": "custom_data", "id": f"eq.{row['id']}"},
-        headers=AUTH,
     )
     assert response.json() == [{"custom_data": row["custom_data"]}]
 
@@ -134,7 +155,7 @@ def test_offset_past_the_end_with_a_count_is_a_416(rest: httpx.Client) -> None:
 
 
 def test_offset_past_the_end_without_a_count_is_an_empty_200(rest: httpx.Client) -> None:
-    response = rest.get(f"/campaign_contacts?select=id&{MAIN}&offset=17", headers=AUTH)
+    response = rest.get(f"/campaign_contacts?select=id&{MAIN}&offset=17")
     assert (response.status_code, response.json()) == (200, [])
     assert response.headers["content-range"] == "*/*"
 
@@ -146,7 +167,7 @@ def test_head_has_the_headers_and_no_body(rest: httpx.Client) -> None:
 
 
 def test_filter_value_is_typed_as_its_column(rest: httpx.Client) -> None:
-    response = rest.get("/users?select=agency_id&id=eq.not-a-uuid", headers=AUTH)
+    response = rest.get("/users?select=agency_id&id=eq.not-a-uuid")
     body = error_of(response, 400)
     assert (body["code"], body["message"]) == (
         "22P02",
@@ -155,12 +176,12 @@ def test_filter_value_is_typed_as_its_column(rest: httpx.Client) -> None:
 
 
 def test_served_requests_are_logged(rest: httpx.Client, standin: PostgrestStandIn) -> None:
-    rest.get(f"/users?select=agency_id&id=eq.{USER_A}&limit=1", headers=AUTH)
+    rest.get(f"/users?select=agency_id&id=eq.{USER_A}&limit=1")
     rest.head(f"/campaign_contacts?select=id&{MAIN}", headers=COUNT)
     log = standin.wait_for(2)
-    assert [(s.method, s.table, s.status, s.prefer) for s in log] == [
-        ("GET", "users", 200, None),
-        ("HEAD", "campaign_contacts", 200, "count=exact"),
+    assert [(s.method, s.table, s.status, s.prefer, s.role) for s in log] == [
+        ("GET", "users", 200, None, "authenticated"),
+        ("HEAD", "campaign_contacts", 200, "count=exact", "authenticated"),
     ]
     assert log[0].params == (("select", "agency_id"), ("id", f"eq.{USER_A}"), ("limit", "1"))
     assert log[0].started <= log[0].finished <= log[1].started
@@ -169,20 +190,105 @@ def test_served_requests_are_logged(rest: httpx.Client, standin: PostgrestStandI
 # --- what it refuses ----------------------------------------------------------------------------
 
 
+# --- who it answers as -------------------------------------------------------------------------
+
+
 @pytest.mark.parametrize(
     "headers",
-    [
-        {},
-        {"apikey": KEY},
-        {"Authorization": f"Bearer {KEY}"},
-        {"apikey": "other", "Authorization": f"Bearer {KEY}"},
-        {"apikey": KEY, "Authorization": "Bearer other"},
-        {"apikey": KEY, "Authorization": KEY},
-    ],
-    ids=["none", "apikey-only", "bearer-only", "wrong-apikey", "wrong-bearer", "no-scheme"],
+    [{}, {"apikey": "other"}, {"Authorization": f"Bearer {ANON_KEY}"}],
+    ids=["none", "wrong-apikey", "bearer-only"],
 )
-def test_the_service_key_is_required_twice(rest: httpx.Client, headers: dict[str, str]) -> None:
-    error_of(rest.get("/users?select=agency_id", headers=headers), 401)
+def test_the_gateway_wants_a_project_key(bare: httpx.Client, headers: dict[str, str]) -> None:
+    assert error_of(bare.get("/users?select=agency_id", headers=headers), 401)["code"] == "PGRST301"
+
+
+def test_each_request_runs_as_its_tokens_user_under_the_policies(
+    bare: httpx.Client, standin: PostgrestStandIn, tokens: TokenFactory
+) -> None:
+    for user in (USER_A, USER_B):
+        token = tokens.es256(user)
+        response = bare.get(
+            "/users?select=id", headers={"apikey": ANON_KEY, "Authorization": f"Bearer {token}"}
+        )
+        assert response.json() == [{"id": str(user)}]
+    assert [s.role for s in standin.served] == ["authenticated", "authenticated"]
+
+
+@pytest.mark.parametrize("bearer", [None, ANON_KEY], ids=["key-alone", "key-as-bearer"])
+def test_the_anon_key_alone_runs_as_anon_which_may_read_nothing(
+    bare: httpx.Client, standin: PostgrestStandIn, bearer: str | None
+) -> None:
+    headers = {"apikey": ANON_KEY} | ({"Authorization": f"Bearer {bearer}"} if bearer else {})
+    response = bare.get("/v_call_batch_summary?select=id", headers=headers)
+    # PostgREST: insufficient privilege is a 401 for the anonymous role.
+    assert error_of(response, 401)["code"] == "42501"
+    assert standin.served[-1].role == "anon"
+
+
+def test_the_service_key_runs_as_service_role(
+    bare: httpx.Client, standin: PostgrestStandIn
+) -> None:
+    headers = {"apikey": SERVICE_KEY, "Authorization": f"Bearer {SERVICE_KEY}"}
+    bare.get("/users?select=id", headers=headers)
+    assert standin.served[-1].role == "service_role"
+
+
+def test_an_expired_token_is_refused_past_postgrests_skew(
+    bare: httpx.Client, tokens: TokenFactory
+) -> None:
+    def answer(seconds_ago: int) -> httpx.Response:
+        token = tokens.es256(USER_A, exp=int(time.time()) - seconds_ago)
+        return bare.get(
+            "/users?select=id", headers={"apikey": ANON_KEY, "Authorization": f"Bearer {token}"}
+        )
+
+    assert answer(10).status_code == 200
+    assert error_of(answer(60), 401) == {
+        "code": "PGRST303", "message": "JWT expired", "details": None, "hint": None
+    }
+
+
+def test_a_token_of_a_key_it_does_not_know_is_refused(
+    bare: httpx.Client, tokens: TokenFactory
+) -> None:
+    stranger = TokenFactory.sign(SigningKey.ec(), tokens.claims(USER_A))
+    response = bare.get(
+        "/users?select=id", headers={"apikey": ANON_KEY, "Authorization": f"Bearer {stranger}"}
+    )
+    assert error_of(response, 401)["code"] == "PGRST301"
+
+
+# --- the read function --------------------------------------------------------------------------
+
+
+def test_a_stable_function_is_called_by_get_with_its_value_as_the_body(
+    rest: httpx.Client,
+) -> None:
+    response = rest.get(
+        "/rpc/calls_batch_get", params={"batch_id": str(MAIN_BATCH.id), "contact_limit": "2"}
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json; charset=utf-8"
+    body = response.json()
+    assert sorted(body) == ["agency_id", "batch", "contacts"]
+    assert body["batch"]["id"] == str(MAIN_BATCH.id)
+    assert len(body["contacts"]) == 3
+
+
+def test_a_function_call_with_an_argument_it_lacks_is_a_404(rest: httpx.Client) -> None:
+    response = rest.get("/rpc/calls_batch_get", params={"batch_id": str(MAIN_BATCH.id), "x": "1"})
+    assert error_of(response, 404)["code"] == "PGRST202"
+    assert error_of(rest.get("/rpc/calls_batch_get"), 404)["code"] == "PGRST202"
+
+
+def test_a_database_error_of_a_call_is_postgrests_status(rest: httpx.Client) -> None:
+    response = rest.get(
+        "/rpc/calls_batch_get", params={"batch_id": str(MAIN_BATCH.id), "contact_limit": "0"}
+    )
+    assert error_of(response, 400)["code"] == "22023"
+
+
+# --- what it refuses ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -190,6 +296,7 @@ def test_the_service_key_is_required_twice(rest: httpx.Client, headers: dict[str
     [
         ("/agencies?select=id", {}),
         ("/rpc/request_agency_id", {}),
+        ("/rpc/calls_batch_get?batch_id=x", {"Range": "0-9"}),
         ("/users?select=agency_id,agencies(name)", {}),
         ("/users?select=agency:agency_id", {}),
         ("/users?select=agency_id::text", {}),
@@ -210,7 +317,7 @@ def test_the_service_key_is_required_twice(rest: httpx.Client, headers: dict[str
 def test_what_it_does_not_understand_is_a_400(
     rest: httpx.Client, path: str, extra_headers: dict[str, str]
 ) -> None:
-    body = error_of(rest.get(path, headers={**AUTH, **extra_headers}), 400)
+    body = error_of(rest.get(path, headers=extra_headers), 400)
     assert body["code"] == "PGRST100"
 
 
@@ -219,17 +326,17 @@ def test_what_it_does_not_understand_is_a_400(
     ["/users?select=nope", "/users?select=agency_id&nope=eq.1", "/users?order=nope.asc"],
 )
 def test_unknown_columns_are_postgresql_s_42703(rest: httpx.Client, path: str) -> None:
-    assert error_of(rest.get(path, headers=AUTH), 400)["code"] == "42703"
+    assert error_of(rest.get(path), 400)["code"] == "42703"
 
 
 @pytest.mark.parametrize("method", ["POST", "PATCH", "DELETE", "PUT"])
 def test_only_reads(rest: httpx.Client, method: str) -> None:
-    response = rest.request(method, "/users?select=agency_id", headers=AUTH, json={})
+    response = rest.request(method, "/users?select=agency_id", json={})
     assert error_of(response, 400)["code"] == "PGRST100"
 
 
 def test_other_schema_is_refused(rest: httpx.Client) -> None:
-    response = rest.get("/users?select=agency_id", headers={**AUTH, "Accept-Profile": "auth"})
+    response = rest.get("/users?select=agency_id", headers={"Accept-Profile": "auth"})
     assert error_of(response, 406)["code"] == "PGRST106"
 
 
