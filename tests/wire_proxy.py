@@ -117,6 +117,16 @@ class WireProxy:
         """Per connection, the flights since ``mark()`` that the server answered."""
         return {i: sum(1 for d in runs[:-1] if d == "to_server") for i, runs in self.runs().items()}
 
+    def received(self) -> bytes:
+        """Every byte the server sent to the clients since ``mark()``."""
+        with self._lock:
+            return b"".join(
+                bytes(data)
+                for runs in self._runs.values()
+                for direction, data in runs
+                if direction == "to_client"
+            )
+
     def unanswered(self) -> dict[int, bytes]:
         """Per connection, the bytes of a last flight that no answer followed (else b"")."""
         with self._lock:

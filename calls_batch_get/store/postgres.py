@@ -204,15 +204,16 @@ class PostgresStore:
                 # Sync they run in one implicit transaction, the settings' (set_config(...,
                 # true)) included, so no BEGIN or COMMIT need travel; the connection is in
                 # autocommit mode so that psycopg sends none of its own.
+                if not self._role_checked:
+                    # Whether this role may serve at all: asked once, by the instance's first
+                    # read, before its role is set (a role that may not act as authenticated
+                    # would fail that with a message of the database's).
+                    self._judge_role(conn.execute(ROLE_CHECK, (READ_ROLE,)).fetchone())
                 with conn.pipeline():
-                    # The role check rides along with the first read, before the role is set.
-                    check = None if self._role_checked else conn.execute(ROLE_CHECK, (READ_ROLE,))
                     conn.execute(
                         SESSION_SETTINGS, (_milliseconds(deadline.remaining()), caller.claims)
                     )
                     cursor = conn.execute(statement, params)
-                if check is not None:
-                    self._judge_role(check.fetchone())
                 row = cursor.fetchone()
             except psycopg.OperationalError as exc:
                 # Cut by the watchdog: the deadline has passed, so no second try.
@@ -232,7 +233,7 @@ class PostgresStore:
     def _judge_role(self, row: DictRow | None) -> None:
         """Refuses, for good, a role that could read past the policies: a superuser, a role
         with BYPASSRLS, the tables' owner, or one that may act as any of them. The answer is the
-        same on every connection, so only the first read asks."""
+        same on every connection of the URL, so only the first read asks."""
         assert row is not None, "pg_roles has a row for current_user"
         refusal = role_refusal(row)
         if refusal is not None:
