@@ -1,7 +1,8 @@
 """The reference of bench/scale.py's HTTP run: a bare functions-framework function that runs the
-store's own statement and returns the JSON text PostgreSQL made, spliced into the body without
-parsing it (no token, no models, no log line, not even the extra row taken off). What the real
-function costs beyond this is the cost of its Python path.
+store's own read (its settings, as the batch's user, and the read function) and returns the JSON
+text PostgreSQL made, spliced into the body without parsing it (no token, no models, no log line,
+not even the extra row taken off). What the real function costs beyond this is the cost of its
+Python path.
 
     DATABASE_URL=... functions-framework --target bare --source bench/bare_function.py
 """
@@ -19,10 +20,10 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
 from calls_batch_get.params import BatchQuery
-from calls_batch_get.store.postgres import read_parameters, statement_for
+from calls_batch_get.store.postgres import READ_STATEMENT, SESSION_SETTINGS, read_parameters
 
-# The user is fixed: the bench polls as the batch's owner (scale_data.USER).
-USER = UUID(int=0xB1)
+# The user is fixed: the bench polls as the batch's agency's user (scale_data.USER).
+CLAIMS = json.dumps({"sub": str(UUID(int=0xB1)), "role": "authenticated"})
 
 _pool: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
     os.environ["DATABASE_URL"],
@@ -36,12 +37,10 @@ _pool: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
 @functions_framework.http
 def bare(request: flask.Request) -> flask.Response:
     query = BatchQuery(batch_id=UUID(request.args["batch_id"]))
-    with _pool.connection() as conn:
-        row = conn.execute(statement_for(query), read_parameters(USER, query)).fetchone()
+    with _pool.connection() as conn, conn.pipeline():
+        conn.execute(SESSION_SETTINGS, ("10000", CLAIMS))
+        row = conn.execute(READ_STATEMENT, read_parameters(query)).fetchone()
     assert row is not None
     pagination = json.dumps({"limit": query.limit, "offset": 0})
-    body = (
-        f'{{"batch":{row["batch"]},"contacts":{row["contacts"]},'
-        f'"contact_pagination":{pagination}}}'
-    )
+    body = f'{{"read":{row["document"]},"contact_pagination":{pagination}}}'
     return flask.Response(body, mimetype="application/json")

@@ -29,7 +29,12 @@ import psycopg
 
 from calls_batch_get.store.postgres import APPLICATION_NAME, DEFAULT_MAX_CONNECTIONS
 from scripts import demo_data
-from scripts.localdb import apply_migrations, embedded_postgres
+from scripts.localdb import (
+    apply_migrations,
+    embedded_postgres,
+    enable_function_role,
+    supabase_roles,
+)
 from scripts.processes import server_processes, signal_all
 from tests.database import backend_pids
 from tests.function_process import FunctionProcess, functions_framework_for
@@ -248,7 +253,9 @@ def main() -> None:
     key = SigningKey.ec()
     keys = KeySetServer(keys=[key.public_jwk()]).start()
     with embedded_postgres() as server, psycopg.connect(server.url, autocommit=True) as admin:
+        supabase_roles(server.url)
         apply_migrations(server.url)
+        function_url = enable_function_role(server.url, "bench-faults-password")
         with admin.transaction():
             demo_data.load(admin, data)
         calls = expected_calls(admin, data)
@@ -257,8 +264,8 @@ def main() -> None:
         user = data.users_of(data.agencies[0]["id"])[0]["id"]
         function = FunctionProcess(
             functions_framework_for("3.11"),
-            {"SUPABASE_URL": keys.url, "DATABASE_URL": proxied_url(server.url, proxy.port),
-             "DB_TIMEOUT_SECONDS": str(args.budget), "SUPABASE_SERVICE_ROLE_KEY": "unused"},
+            {"SUPABASE_URL": keys.url, "DATABASE_URL": proxied_url(function_url, proxy.port),
+             "DB_TIMEOUT_SECONDS": str(args.budget)},
         )
         rows = []
         try:

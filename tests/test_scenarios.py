@@ -7,6 +7,8 @@ is a bug in one of them.
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,6 +32,7 @@ from tests.scenarios import (
     STATUSES,
     T0,
     TIE,
+    USER_A,
     BatchSeed,
     Scenario,
     by_name,
@@ -239,3 +242,37 @@ def test_every_poll_is_one_get_of_the_read_function_as_the_caller(
         )
         assert served.role == "authenticated"
         assert served.prefer is None
+
+
+@pytest.mark.parametrize("refusal", ["expired-for-postgrest", "key-unknown-to-postgrest"])
+def test_a_token_postgrest_refuses_after_the_function_accepted_it(
+    db: Seeder,
+    make_app: AppFactory,
+    env: dict[str, str],
+    tokens: TokenFactory,
+    authenticator_url: str,
+    project_keys: ProjectKeys,
+    refusal: str,
+) -> None:
+    """PostgREST's clock runs ahead of the function's (a token 10 s past its exp is inside the
+    function's 30 s of skew, not inside this PostgREST's), or it does not know the key the
+    function verified the token with: the caller gets the documented answer, never data."""
+    seed(db.conn)
+    if refusal == "expired-for-postgrest":
+        keys = dataclasses.replace(project_keys, skew_seconds=0)
+        token = tokens.es256(USER_A, exp=int(time.time()) - 10)
+    else:
+        keys = dataclasses.replace(project_keys, public_jwks=(project_keys.public_jwks[0],))
+        token = tokens.rs256(USER_A)
+    standin = PostgrestStandIn(authenticator_url, keys)
+    with mounted(standin, env["SUPABASE_URL"]):
+        response = make_app().get(
+            f"/?batch_id={MAIN_BATCH.id}", headers={"Authorization": f"Bearer {token}"}
+        )
+    assert [s.status for s in standin.served] == [401]
+    body = response.get_json()
+    if refusal == "expired-for-postgrest":
+        assert (response.status_code, body["code"]) == (401, "token_expired")
+        assert body["error"] == "Token has expired"
+    else:
+        assert (response.status_code, body["code"]) == (500, "database_error")

@@ -233,6 +233,23 @@ def test_view_lookup_of_one_batch_reads_its_counters_not_its_contacts(
     assert rows_read(plan, "call_batch_counters") == ledger_rows[0] > 0
 
 
+def test_every_call_is_planned_with_its_own_values(
+    large: tuple[str, DemoData], large_conn: psycopg.Connection[Any]
+) -> None:
+    """plpgsql would plan a statement once for all after five calls in a session, with the
+    parameters unknown: a status filter or a cursor would then no longer be an index range.
+    Call after call on one connection, each is still planned with its own values."""
+    _, data = large
+    batch = busiest_batch(data)
+    user = data.users_of(batch["agency_id"])[0]
+    query = BatchQuery(batch_id=batch["id"], contact_status=ContactStatus.COMPLETED, limit=20)
+    for _ in range(12):
+        plan = read_plan(large_conn, user["id"], query)
+    conditions = [node.get("Index Cond", "") for node in scans_of(plan, CONTACTS)]
+    assert len(conditions) == 2
+    assert all("(status = 'completed'::text)" in c for c in conditions), conditions
+
+
 READ_FUNCTION = "public.calls_batch_get(uuid, text, integer, integer, timestamptz, uuid)"
 
 

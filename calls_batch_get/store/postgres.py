@@ -137,6 +137,9 @@ class PostgresStore:
     (and so for a new one to connect), the statement, and the wait for its answer, together.
     """
 
+    # What each read sets first (a benchmark's reference reads with other settings).
+    session_settings = SESSION_SETTINGS
+
     def __init__(
         self,
         database_url: str,
@@ -211,7 +214,8 @@ class PostgresStore:
                     self._judge_role(conn.execute(ROLE_CHECK, (READ_ROLE,)).fetchone())
                 with conn.pipeline():
                     conn.execute(
-                        SESSION_SETTINGS, (_milliseconds(deadline.remaining()), caller.claims)
+                        self.session_settings,
+                        (_milliseconds(deadline.remaining()), caller.claims),
                     )
                     cursor = conn.execute(statement, params)
                 row = cursor.fetchone()
