@@ -250,9 +250,9 @@ def goals(rows: list[dict[str, Any]]) -> list[str]:
 
 
 _REBOOK = """
-insert into public.call_batch_counters (batch_id, status, delta)
-select batch_id, status, count(*) from public.campaign_contacts
-where batch_id = %(batch)s group by batch_id, status
+insert into public.call_batch_counters (batch_id, agency_id, status, delta)
+select batch_id, agency_id, status, count(*) from public.campaign_contacts
+where batch_id = %(batch)s group by batch_id, agency_id, status
 """
 
 

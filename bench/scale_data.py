@@ -46,7 +46,9 @@ from generate_series(1, %(size)s) g, lateral (select (g::bigint * 7919 + 13) %% 
 # The agency's other batches: a thousand of 5 contacts each, in two statements.
 _MANY_BATCHES = """
 insert into public.call_batches (agency_id, status, created_at)
-select %(agency)s, 'completed', %(created)s - g * interval '1 day' from generate_series(1, 1000) g;
+select %(agency)s, 'completed', %(created)s - g * interval '1 day' from generate_series(1, 1000) g
+"""
+_THEIR_CONTACTS = """
 insert into public.campaign_contacts (batch_id, phone_number, status)
 select b.id, '+1555000000' || k, 'completed'
 from public.call_batches b, generate_series(1, 5) k
@@ -90,6 +92,7 @@ def load(url: str, sizes: tuple[int, ...]) -> None:
                 {"batch": batch_id(size), "size": size, "created": CREATED, "upload": UPLOAD_SIZE},
             )
         conn.execute(_MANY_BATCHES, {"agency": AGENCY, "created": CREATED})
+        conn.execute(_THEIR_CONTACTS, {"agency": AGENCY})
         # A freshly loaded table, as autovacuum would leave it: visible to index-only scans.
         conn.execute("vacuum analyze")
 

@@ -145,7 +145,12 @@ def plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def scans_of(plan: dict[str, Any], relation: str) -> list[dict[str, Any]]:
-    return [node for node in plan_nodes(plan) if node.get("Relation Name") == relation]
+    """The plan's reads of ``relation``; of an analysed plan, those that ran (a part of a
+    query that its parameters made needless is planned but never executed)."""
+    return [
+        node for node in plan_nodes(plan)
+        if node.get("Relation Name") == relation and node.get("Actual Loops", 1) > 0
+    ]
 
 
 def backend_pids(conn: Conn) -> set[int]:

@@ -26,7 +26,7 @@ from calls_batch_get.store.postgres import READ_STATEMENT, PostgresStore, read_p
 from calls_batch_get.store.supabase import SupabaseStore, create_supabase_client
 from scripts.localdb import with_role
 from tests.conftest import ANON_KEY
-from tests.database import Seeder
+from tests.database import Seeder, nested_plans, plan_nodes, scans_of
 from tests.db_fixtures import AUTHENTICATOR_PASSWORD
 from tests.postgrest_standin import PostgrestStandIn, ProjectKeys, mounted
 from tests.tokens import TokenFactory
@@ -34,10 +34,12 @@ from tests.wire_proxy import WireProxy, proxied_url
 
 SUPABASE_URL = "https://second-wall.supabase.co"
 READ_FUNCTION = "public.calls_batch_get(uuid, text, integer, integer, timestamptz, uuid)"
-# The read function's agency conditions, as its migration writes them.
-BATCH_CONDITION = " and v.agency_id = (select c.agency_id from caller c)"
-CONTACTS_CONDITION = "and exists (select 1 from batch)"
-WALLS = {"batch": BATCH_CONDITION, "contacts": CONTACTS_CONDITION}
+# The read function's agency conditions, as its migration writes them: the batch's own, and the
+# gate of each read of contacts (where an offset's page starts, and the page).
+WALLS = {
+    "batch": (" and v.agency_id = (select c.agency_id from caller c)",),
+    "contacts": ("and exists (select 1 from batch)\n", "and exists (select 1 from batch b)\n"),
+}
 
 
 @dataclass(frozen=True)
@@ -65,16 +67,19 @@ def tenants(fresh_database: Callable[[], str]) -> Tenants:
 
 
 @contextlib.contextmanager
-def read_function_without(url: str, condition: str | None) -> Iterator[None]:
-    """The read function with one of its agency conditions taken out, for the block's length."""
+def read_function_without(url: str, conditions: tuple[str, ...] = ()) -> Iterator[None]:
+    """The read function with agency conditions taken out, for the block's length."""
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute("select pg_get_functiondef(%s::regprocedure)", (READ_FUNCTION,))
         original = row.fetchone()
         assert original is not None
         definition: str = original[0]
-        if condition is not None:
-            assert definition.count(condition) == 1, "the migration's condition has changed"
-            conn.execute(definition.replace(condition, ""))
+        copy = definition
+        for condition in conditions:
+            assert copy.count(condition) == 1, f"the migration's {condition!r} has changed"
+            copy = copy.replace(condition, "")
+        if conditions:
+            conn.execute(copy)
         try:
             yield
         finally:
@@ -132,7 +137,7 @@ def test_another_agencys_batch_is_a_404_and_none_of_it_leaves_the_database(
     reader: Reader, tenants: Tenants, tokens: TokenFactory, wall: str | None
 ) -> None:
     outsider = tokens.caller(tenants.outsider)
-    with read_function_without(tenants.url, None if wall is None else WALLS[wall]):
+    with read_function_without(tenants.url, () if wall is None else WALLS[wall]):
         read = read_theirs(reader, tenants, outsider)
     # The handler's 404: the caller has an agency, and no such batch is in it.
     assert read.agency_id is not None
@@ -162,17 +167,28 @@ def test_control_without_the_policies_the_same_copies_do_leak(
     assert leaked(proxy.received(), tenants) != []
 
 
+@pytest.mark.parametrize("offset", [0, 5])
 def test_the_first_wall_keeps_another_agency_out_even_read_past_the_policies(
-    tenants: Tenants,
+    tenants: Tenants, offset: int
 ) -> None:
     """The read function as shipped, run by the tables' owner (row-level security does not
-    apply): its own conditions already return nothing of another agency's batch."""
+    apply): its own conditions already return nothing of another agency's batch, and read none
+    of its contacts (neither where an offset's page starts nor the page)."""
     claims = f'{{"sub": "{tenants.outsider}", "role": "authenticated"}}'
-    query = BatchQuery(batch_id=tenants.theirs, limit=200)
-    with psycopg.connect(tenants.url, autocommit=True) as owner, owner.transaction():
+    query = BatchQuery(batch_id=tenants.theirs, limit=200, offset=offset)
+    with (
+        psycopg.connect(tenants.url, autocommit=True) as owner,
+        nested_plans(owner) as plans,
+        owner.transaction(),
+    ):
         owner.execute("select set_config('request.jwt.claims', %s, true)", (claims,))
         row = owner.execute(READ_STATEMENT, read_parameters(query)).fetchone()
     assert row is not None
     document = json.loads(row[0])
     assert (document["batch"], document["contacts"]) == (None, [])
     assert document["agency_id"] is not None
+    (read,) = [p for p in plans if "with caller as" in p["Query Text"]]
+    planned = [n for n in plan_nodes(read["Plan"]) if n.get("Relation Name") == "campaign_contacts"]
+    assert planned, "the plan has no read of contacts: the test would prove nothing"
+    scans = scans_of(read["Plan"], "campaign_contacts")
+    assert sum(float(n["Actual Rows"]) * n["Actual Loops"] for n in scans) == 0

@@ -30,7 +30,10 @@ QUERY = BatchQuery(batch_id=UUID(BATCH), contact_status=ContactStatus.COMPLETED,
 READ_PATH = "/rpc/calls_batch_get"
 
 
-def caller(token: str = "the-callers-own-access-token") -> Caller:
+CALLERS_TOKEN = "the-callers-own-access-token"
+
+
+def caller(token: str = CALLERS_TOKEN) -> Caller:
     return Caller(UUID(USER), token, json.dumps({"sub": USER, "role": "authenticated"}))
 
 

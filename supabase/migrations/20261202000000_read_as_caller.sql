@@ -213,8 +213,9 @@ begin
       from public.v_call_batch_summary v
       where v.id = calls_batch_get.batch_id and v.agency_id = (select c.agency_id from caller c)
     ),
-    -- Where the page starts, found on the index alone: a deep offset skips index entries, not
-    -- table rows. Nothing is read unless the batch is the caller's (a one-time filter).
+    -- Where a page that skips contact_offset rows starts, found on the index alone: a deep
+    -- offset skips index entries, not table rows. Nothing is read unless the batch is the
+    -- caller's (a one-time filter). A first page and a cursor's need no such start.
     start as (
       select cc.created_at, cc.id
       from public.campaign_contacts cc
@@ -222,9 +223,6 @@ begin
         and exists (select 1 from batch)
         and (calls_batch_get.contact_status is null
              or cc.status = calls_batch_get.contact_status)
-        and (calls_batch_get.after_id is null
-             or (cc.created_at, cc.id)
-                > (calls_batch_get.after_created_at, calls_batch_get.after_id))
       order by cc.created_at, cc.id
       offset calls_batch_get.contact_offset
       limit 1
@@ -241,10 +239,15 @@ begin
             cc.custom_data, cc.do_not_call, cc.timezone, cc.created_at
           from public.campaign_contacts cc
           where cc.batch_id = calls_batch_get.batch_id
+            and exists (select 1 from batch b)
             and (calls_batch_get.contact_status is null
                  or cc.status = calls_batch_get.contact_status)
-            and (cc.created_at, cc.id) >= ((select s.created_at from start s),
-                                           (select s.id from start s))
+            and (calls_batch_get.after_id is null
+                 or (cc.created_at, cc.id)
+                    > (calls_batch_get.after_created_at, calls_batch_get.after_id))
+            and (calls_batch_get.contact_offset = 0
+                 or (cc.created_at, cc.id) >= ((select s.created_at from start s),
+                                               (select s.id from start s)))
           order by cc.created_at, cc.id
           limit calls_batch_get.contact_limit + 1
         ) p
