@@ -33,6 +33,7 @@ from scripts.localdb import (
     apply_migrations,
     embedded_postgres,
     enable_function_role,
+    supabase_default_privileges,
     supabase_roles,
 )
 from scripts.processes import server_processes, signal_all
@@ -254,6 +255,7 @@ def main() -> None:
     keys = KeySetServer(keys=[key.public_jwk()]).start()
     with embedded_postgres() as server, psycopg.connect(server.url, autocommit=True) as admin:
         supabase_roles(server.url)
+        supabase_default_privileges(server.url)
         apply_migrations(server.url)
         function_url = enable_function_role(server.url, "bench-faults-password")
         with admin.transaction():

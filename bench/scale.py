@@ -55,6 +55,7 @@ from scripts.localdb import (
     create_database,
     embedded_postgres,
     enable_function_role,
+    supabase_default_privileges,
     supabase_roles,
     with_role,
 )
@@ -511,6 +512,7 @@ def main(argv: list[str] | None = None) -> None:
     with embedded_postgres() as server:
         supabase_roles(server.url, PASSWORD)
         url = create_database(server.url, "bench_scale")
+        supabase_default_privileges(url)
         apply_migrations(url)
         function_url = enable_function_role(url, PASSWORD)
         authenticator_url = with_role(url, "authenticator", PASSWORD)

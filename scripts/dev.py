@@ -44,6 +44,7 @@ from scripts.localdb import (  # noqa: E402
     embedded_postgres,
     enable_function_role,
     schema_present,
+    supabase_default_privileges,
     supabase_roles,
 )
 from scripts.processes import group_members  # noqa: E402
@@ -75,8 +76,10 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
 def prepare_database(url: str, seed: int) -> demo_data.DemoData:
     """Migrates an empty database and loads the demo rows, unless an earlier run did."""
     if not schema_present(url):
-        # A bare server lacks the roles a Supabase project has (a Supabase database has them).
+        # A bare server lacks the roles and grants a Supabase project has (a Supabase
+        # database has them; applying them again changes nothing).
         supabase_roles(url)
+        supabase_default_privileges(url)
         print("Applying migrations…", flush=True)
         apply_migrations(url)
     data = demo_data.generate(seed)

@@ -118,6 +118,26 @@ def supabase_roles(server_url: str, authenticator_password: str | None = None) -
         )
 
 
+# What a Supabase project grants in public before any migration of ours (supabase/postgres's
+# init; the same lines as supabase/realtime's dev setup): every new table, sequence and function
+# open to the API's roles, until a migration says otherwise.
+_API_ROLES = "anon, authenticated, service_role"
+_SUPABASE_DEFAULT_PRIVILEGES = (
+    f"grant usage on schema public to {_API_ROLES}",
+    *(
+        f"alter default privileges in schema public grant all on {kind} to {_API_ROLES}"
+        for kind in ("tables", "functions", "sequences")
+    ),
+)
+
+
+def supabase_default_privileges(url: str) -> None:
+    """Grants a database what a Supabase project's has (default privileges are a database's)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for statement in _SUPABASE_DEFAULT_PRIVILEGES:
+            conn.execute(statement)
+
+
 def with_role(url: str, role: str, password: str) -> str:
     """The same server URL, logging in as another role."""
     parts = urlsplit(url)

@@ -44,6 +44,8 @@ OWN_AGENCY = (
 )
 EVERYONE = "  for select to authenticated using (true);"
 SCHEMA = ("tests/test_schema.py",)
+GRANTS = "supabase/migrations/20261203000000_narrow_grants.sql"
+GRANTS_TESTS = ("tests/test_grants.py",)
 
 MUTANTS = (
     # The survivors of the issue's round.
@@ -190,6 +192,29 @@ MUTANTS = (
     Mutant("a foreign batch in the document is shown", "calls_batch_get/store/__init__.py",
            "    if read.batch is None or read.batch.agency_id != read.agency_id:",
            "    if read.batch is None:", ("tests/test_supabase_store.py",)),
+    # Grants as narrow as the product needs (issue 13, item 0), on Supabase's default privileges.
+    Mutant("tables stay open to anon", GRANTS,
+           "  from public, anon, authenticated;\ngrant select on table",
+           "  from public;\ngrant select on table", GRANTS_TESTS),
+    Mutant("the ledger's sequence stays open", GRANTS,
+           "revoke all on sequence public.call_batch_counters_id_seq from public, anon,",
+           "revoke all on sequence public.call_batch_counters_id_seq from public,", GRANTS_TESTS),
+    Mutant("internal functions callable", GRANTS,
+           "  public.campaign_contacts_agency()\n  from public, anon, authenticated;",
+           "  public.campaign_contacts_agency()\n  from public;", GRANTS_TESTS),
+    Mutant("later tables open", GRANTS,
+           "alter default privileges in schema public revoke all on tables from anon,",
+           "alter default privileges in schema public revoke all on tables from", GRANTS_TESTS),
+    Mutant("later functions executable by everyone", GRANTS,
+           "alter default privileges revoke execute on functions from public;", "", GRANTS_TESTS),
+    Mutant("a mutable search_path", GRANTS,
+           "alter function public.request_user_id() set search_path = '';", "", GRANTS_TESTS),
+    Mutant("an unindexed foreign key", GRANTS,
+           "create index call_batches_campaign_id_idx on public.call_batches (campaign_id);", "",
+           GRANTS_TESTS),
+    Mutant("read: executable by anon", READ_MIGRATION,
+           "timestamptz, uuid)\n  from anon;\n", "timestamptz, uuid)\n  from public;\n",
+           ("tests/test_read_function.py",)),
     # Counters, totals and the cursor (constant-cost polling). One more was found equivalent: the
     # cursor's canonical-spelling check (its 51 bytes leave base64 no spare bits to play with).
     # The guide's survivors of an earlier round: the contact indexes the plans must use.

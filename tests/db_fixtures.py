@@ -22,6 +22,7 @@ from scripts.localdb import (
     drop_database,
     embedded_postgres,
     enable_function_role,
+    supabase_default_privileges,
     supabase_roles,
     with_role,
 )
@@ -57,13 +58,15 @@ def db_server_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def fresh_database(db_server_url: str) -> Iterator[Callable[[], str]]:
-    """Makes a new, migrated, empty database and returns its URL; all are dropped at the end."""
+    """Makes a new, migrated, empty database and returns its URL; all are dropped at the end.
+    Each has Supabase's default privileges before the migrations, as a project's has."""
     names: list[str] = []
 
     def make() -> str:
         name = f"calls_batch_get_test_{uuid.uuid4().hex[:12]}"
         url = create_database(db_server_url, name)
         names.append(name)
+        supabase_default_privileges(url)
         apply_migrations(url)
         return url
 
