@@ -46,6 +46,8 @@ EVERYONE = "  for select to authenticated using (true);"
 SCHEMA = ("tests/test_schema.py",)
 GRANTS = "supabase/migrations/20261203000000_narrow_grants.sql"
 GRANTS_TESTS = ("tests/test_grants.py",)
+REFERENCES = "supabase/migrations/20261203000100_agency_consistent_references.sql"
+REFERENCES_TESTS = ("tests/test_agency_references.py",)
 
 MUTANTS = (
     # The survivors of the issue's round.
@@ -215,6 +217,20 @@ MUTANTS = (
     Mutant("read: executable by anon", READ_MIGRATION,
            "timestamptz, uuid)\n  from anon;\n", "timestamptz, uuid)\n  from public;\n",
            ("tests/test_read_function.py",)),
+    # No names of another agency (issue 13, item 4).
+    Mutant("view: campaigns joined on their id alone", REFERENCES,
+           "on c.id = b.campaign_id and c.agency_id = b.agency_id", "on c.id = b.campaign_id",
+           REFERENCES_TESTS),
+    Mutant("view: agents joined on their id alone", REFERENCES,
+           "on am.id = b.agent_mapping_id and am.agency_id = b.agency_id",
+           "on am.id = b.agent_mapping_id", REFERENCES_TESTS),
+    Mutant("a batch may name another agency's campaign", REFERENCES,
+           "  add constraint call_batches_campaign_agency_fkey foreign key"
+           " (campaign_id, agency_id)\n"
+           "    references public.campaigns (id, agency_id) on delete set null (campaign_id),\n",
+           "", REFERENCES_TESTS),
+    Mutant("a deleted campaign clears the batch's agency", REFERENCES,
+           "on delete set null (campaign_id)", "on delete set null", REFERENCES_TESTS),
     # Counters, totals and the cursor (constant-cost polling). One more was found equivalent: the
     # cursor's canonical-spelling check (its 51 bytes leave base64 no spare bits to play with).
     # The guide's survivors of an earlier round: the contact indexes the plans must use.
