@@ -203,15 +203,15 @@ class PostgresStore:
                 deadline.remaining() + CLIENT_GRACE_SECONDS, lambda: _cut(conn)
             )
             try:
-                # The settings and the query leave in one flight, answered by one Sync. Until that
-                # Sync they run in one implicit transaction, the settings' (set_config(...,
-                # true)) included, so no BEGIN or COMMIT need travel; the connection is in
-                # autocommit mode so that psycopg sends none of its own.
                 if not self._role_checked:
                     # Whether this role may serve at all: asked once, by the instance's first
                     # read, before its role is set (a role that may not act as authenticated
                     # would fail that with a message of the database's).
                     self._judge_role(conn.execute(ROLE_CHECK, (READ_ROLE,)).fetchone())
+                # The settings and the query leave in one flight, answered by one Sync. Until that
+                # Sync they run in one implicit transaction, the settings' (set_config(...,
+                # true)) included, so no BEGIN or COMMIT need travel; the connection is in
+                # autocommit mode so that psycopg sends none of its own.
                 with conn.pipeline():
                     conn.execute(
                         self.session_settings,
