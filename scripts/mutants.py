@@ -48,6 +48,10 @@ GRANTS = "supabase/migrations/20261203000000_narrow_grants.sql"
 GRANTS_TESTS = ("tests/test_grants.py",)
 REFERENCES = "supabase/migrations/20261203000100_agency_consistent_references.sql"
 REFERENCES_TESTS = ("tests/test_agency_references.py",)
+DRIFT = "supabase/migrations/20261203000200_counters_drift.sql"
+DRIFT_TESTS = ("tests/test_drift.py",)
+REPAIR = "supabase/migrations/20261203000300_counters_repair.sql"
+REPAIR_TESTS = ("tests/test_repair.py",)
 
 MUTANTS = (
     # The survivors of the issue's round.
@@ -231,6 +235,26 @@ MUTANTS = (
            "", REFERENCES_TESTS),
     Mutant("a deleted campaign clears the batch's agency", REFERENCES,
            "on delete set null (campaign_id)", "on delete set null", REFERENCES_TESTS),
+    # Drift you can see (issue 13, item 1).
+    Mutant("drift counts every agency's rows", DRIFT,
+           "      and (b.id is null or k.agency_id = b.agency_id)\n", "", DRIFT_TESTS),
+    Mutant("drift misses rows of batches that do not exist", DRIFT,
+           "  where d.contacts <> d.counted or not x.batch_exists",
+           "  where d.contacts <> d.counted", DRIFT_TESTS),
+    Mutant("drift of one batch reads all", DRIFT,
+           "    where p_batch_id is null or cc.batch_id = p_batch_id\n", "", DRIFT_TESTS),
+    Mutant("drift planned with its batch unknown", DRIFT,
+           "set plan_cache_mode = force_custom_plan\n", "", DRIFT_TESTS),
+    # Drift you can repair (issue 13, item 2).
+    Mutant("a fold beside a rebuild", REPAIR,
+           "  if not (\n    pg_try_advisory_xact_lock_shared", "  if false and (\n"
+           "    pg_try_advisory_xact_lock_shared", REPAIR_TESTS),
+    Mutant("a rebuild beside folds", REPAIR,
+           "    perform pg_advisory_xact_lock(\n      hashtext('public.call_batch_counters'),",
+           "    perform pg_advisory_xact_lock(\n      hashtext('public.call_batch_counters (x)'),",
+           REPAIR_TESTS),
+    Mutant("a rebuild of one batch rebuilds all", REPAIR,
+           "    where p_batch_id is null or cc.batch_id = p_batch_id\n", "", REPAIR_TESTS),
     # Counters, totals and the cursor (constant-cost polling). One more was found equivalent: the
     # cursor's canonical-spelling check (its 51 bytes leave base64 no spare bits to play with).
     # The guide's survivors of an earlier round: the contact indexes the plans must use.
