@@ -27,8 +27,7 @@ def create_store(settings: Settings) -> Store:
     return SupabaseStore(
         create_supabase_client(
             settings.supabase_url, settings.anon_key, settings.db_timeout_seconds
-        ),
-        timeout_seconds=settings.db_timeout_seconds,
+        )
     )
 
 

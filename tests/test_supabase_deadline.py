@@ -58,9 +58,7 @@ def trickling_postgrest() -> Iterator[str]:
 
 
 def test_a_trickling_answer_fails_the_read_within_the_budget(trickling_postgrest: str) -> None:
-    store = SupabaseStore(
-        create_supabase_client(trickling_postgrest, "key", BUDGET), timeout_seconds=BUDGET
-    )
+    store = SupabaseStore(create_supabase_client(trickling_postgrest, "key", BUDGET))
     try:
         started = time.monotonic()
         with pytest.raises(StoreError) as caught:

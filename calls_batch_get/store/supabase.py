@@ -19,7 +19,6 @@ from calls_batch_get.deadline import Deadline
 from calls_batch_get.errors import ErrorCode
 from calls_batch_get.models import rfc3339
 from calls_batch_get.params import BatchQuery
-from calls_batch_get.settings import DEFAULT_DB_TIMEOUT_SECONDS
 from calls_batch_get.store import READ_FUNCTION, BatchRead, StoreError, parse_read
 
 FETCH_FAILED = "Failed to fetch batch"
@@ -119,13 +118,11 @@ def rpc_params(query: BatchQuery) -> dict[str, str]:
 
 
 class SupabaseStore:
-    """The read over PostgREST; ``timeout_seconds`` bounds it as a whole."""
+    """The read over PostgREST, through a client of ``create_supabase_client``, whose
+    transport bounds each request by its ``timeout_seconds`` as a whole."""
 
-    def __init__(
-        self, client: Client, timeout_seconds: float = DEFAULT_DB_TIMEOUT_SECONDS
-    ) -> None:
+    def __init__(self, client: Client) -> None:
         self._client = client
-        self._timeout_seconds = timeout_seconds
 
     def close(self) -> None:
         # The HTTP connections belong to the client, which lives as long as the instance.
