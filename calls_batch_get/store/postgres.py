@@ -159,19 +159,9 @@ class PostgresStore:
         self._pool = _open_pool(database_url, timeout_seconds, max_connections)
 
     def read(self, caller: Caller, query: BatchQuery) -> BatchRead:
-        return self.run(READ_STATEMENT, read_parameters(query), caller, query)
-
-    def run(
-        self,
-        statement: str,
-        params: dict[str, Any],
-        caller: Caller,
-        query: BatchQuery,
-    ) -> BatchRead:
-        """One read statement returning the read function's document, as ``caller``."""
         deadline = Deadline(self._timeout_seconds)
         try:
-            row = self._fetch(statement, params, caller, deadline)
+            row = self._fetch(read_parameters(query), caller, deadline)
             return parse_read(row["document"], query)
         except (psycopg.Error, ValidationError, RoleRefused) as exc:
             raise StoreError(FETCH_FAILED) from exc
@@ -180,9 +170,7 @@ class PostgresStore:
         """Closes the pool; later reads fail (PoolClosed) instead of reconnecting."""
         self._pool.close(CLOSE_TIMEOUT_SECONDS)
 
-    def _fetch(
-        self, statement: str, params: dict[str, Any], caller: Caller, deadline: Deadline
-    ) -> DictRow:
+    def _fetch(self, params: dict[str, Any], caller: Caller, deadline: Deadline) -> DictRow:
         # A pooled connection the server or a pooler dropped while idle (an instance's CPU is
         # throttled between requests, so the pool cannot notice in time) fails at once, and the
         # read has no side effects: try the next one. After a server restart every pooled
@@ -190,12 +178,10 @@ class PostgresStore:
         # all within the same deadline.
         for _ in range(self._max_connections):
             with contextlib.suppress(_ConnectionDropped):
-                return self._fetch_once(statement, params, caller, deadline)
-        return self._fetch_once(statement, params, caller, deadline)
+                return self._fetch_once(params, caller, deadline)
+        return self._fetch_once(params, caller, deadline)
 
-    def _fetch_once(
-        self, statement: str, params: dict[str, Any], caller: Caller, deadline: Deadline
-    ) -> DictRow:
+    def _fetch_once(self, params: dict[str, Any], caller: Caller, deadline: Deadline) -> DictRow:
         if self._refusal is not None:
             raise RoleRefused(self._refusal)
         with self._pool.connection(timeout=deadline.remaining()) as conn:
@@ -217,7 +203,7 @@ class PostgresStore:
                         self.session_settings,
                         (_milliseconds(deadline.remaining()), caller.claims),
                     )
-                    cursor = conn.execute(statement, params)
+                    cursor = conn.execute(READ_STATEMENT, params)
                 row = cursor.fetchone()
             except psycopg.OperationalError as exc:
                 # Cut by the watchdog: the deadline has passed, so no second try.
