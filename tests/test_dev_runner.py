@@ -58,6 +58,17 @@ def port_is_free(port: int) -> bool:
         return True
 
 
+def sockets_on(port: int) -> list[str]:
+    """The kernel's TCP sockets bound to ``port`` and their states (hex, as /proc shows them)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rpartition(":")[2], 16) == port:
+                found.append(f"{fields[1]} -> {fields[2]} state {fields[3]} inode {fields[9]}")
+    return found
+
+
 def poll(condition: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -217,7 +228,8 @@ def test_dev_runner_serves_demo_data_and_stops_cleanly(
         runner.process.send_signal(stop_signal)
         # The function goes first, as a whole, while the database may still be frozen.
         assert poll(lambda: not group_members(group), 30), group_members(group)
-        assert port_is_free(runner.port)
+        # Sockets of the port may take a moment to leave the kernel after their process is gone.
+        assert poll(lambda: port_is_free(runner.port), 10), sockets_on(runner.port)
         signal_all(server_processes(data_dir), signal.SIGCONT)
         runner.process.wait(60)
     finally:
