@@ -59,6 +59,7 @@ from scripts.localdb import (
     supabase_roles,
     with_role,
 )
+from scripts.processes import group_cpu_seconds
 from tests.postgrest_standin import PostgrestStandIn, ProjectKeys, mounted
 from tests.standin_server import serving as serving_standin
 
@@ -342,19 +343,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def group_cpu_seconds(group: int) -> float:
-    """CPU time (user + system) of every process in a process group: the function's Python
-    path, whatever the client costs."""
-    ticks = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            # The command name (field 2) may hold spaces: split after its closing parenthesis.
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == group:
-                ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -81,22 +82,37 @@ def load(url: str, sizes: tuple[int, ...]) -> None:
         assert campaign is not None
         assert agent is not None
         for size in sizes:
-            conn.execute(
-                "insert into public.call_batches (id, agency_id, campaign_id, agent_mapping_id,"
-                " from_number, status, created_at, started_at)"
-                " values (%s, %s, %s, %s, '+15551234567', 'processing', %s, %s)",
-                (batch_id(size), AGENCY, campaign[0], agent[0], CREATED, CREATED),
-            )
-            conn.execute(
-                _CONTACTS,
-                {"batch": batch_id(size), "size": size, "created": CREATED, "upload": UPLOAD_SIZE},
-            )
+            add_batch(conn, batch_id(size), size, (campaign[0], agent[0]))
         conn.execute(_MANY_BATCHES, {"agency": AGENCY, "created": CREATED})
         conn.execute(_THEIR_CONTACTS, {"agency": AGENCY})
         # A freshly loaded table, as autovacuum would leave it: visible to index-only scans.
         conn.execute("vacuum analyze")
         # The load's dirty pages written out now, not by a checkpoint during the timings.
         conn.execute("checkpoint")
+
+
+def add_batch(
+    conn: psycopg.Connection[Any], batch: UUID, size: int, names: tuple[UUID, UUID] | None = None,
+    upload: int = UPLOAD_SIZE,
+) -> None:
+    """A processing batch of the first agency with ``size`` contacts, in uploads of ``upload``
+    contacts that share a created_at (1: every contact its own); ``names`` are its campaign and
+    agent mapping (default: the agency's first)."""
+    if names is None:
+        row = conn.execute(
+            "select (select id from public.campaigns where agency_id = %(a)s limit 1),"
+            " (select id from public.agent_mappings where agency_id = %(a)s limit 1)",
+            {"a": AGENCY},
+        ).fetchone()
+        assert row is not None
+        names = (row[0], row[1])
+    conn.execute(
+        "insert into public.call_batches (id, agency_id, campaign_id, agent_mapping_id,"
+        " from_number, status, created_at, started_at)"
+        " values (%s, %s, %s, %s, '+15551234567', 'processing', %s, %s)",
+        (batch, AGENCY, *names, CREATED, CREATED),
+    )
+    conn.execute(_CONTACTS, {"batch": batch, "size": size, "created": CREATED, "upload": upload})
 
 
 def position_at(url: str, size: int, index: int) -> Position:

@@ -38,7 +38,8 @@ SERVED_FUNCTIONS = frozenset({"calls_batch_get"})
 # PostgREST's allowed clock skew for exp, nbf and iat (src/PostgREST/Auth.hs).
 JWT_SKEW_SECONDS = 30
 _ROLES = frozenset({"anon", "authenticated", "service_role"})
-JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+# What supabase-js's ``.single()`` asks for: the one row as an object, or a 406.
+OBJECT_MEDIA_TYPE = "application/vnd.pgrst.object+json"
 # Query parameters that are not filters; PostgREST reads every other key as a column filter.
 _RESERVED_PARAMS = frozenset({"select", "order", "limit", "offset"})
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
@@ -148,6 +149,7 @@ class Read:
     offset: int
     count: bool
     head: bool
+    single: bool = False
 
 
 def content_range(offset: int, page_rows: int, total: int | None) -> str:
@@ -344,7 +346,7 @@ def _check_headers(headers: httpx.Headers) -> None:
         if name in headers:
             raise not_understood(f"header {name}")
     accept = headers.get("accept", "*/*")
-    if accept not in ("*/*", "application/json"):
+    if accept not in ("*/*", "application/json", OBJECT_MEDIA_TYPE):
         raise not_understood(f"Accept: {accept}")
     profile = headers.get("accept-profile", SCHEMA)
     if profile != SCHEMA:
@@ -436,6 +438,7 @@ def _parse(request: httpx.Request, table: str, columns: Mapping[str, str]) -> Re
         offset=_parse_unsigned("offset", reserved.get("offset")) or 0,
         count="count=exact" in request.headers.get("prefer", ""),
         head=request.method == "HEAD",
+        single=request.headers.get("accept") == OBJECT_MEDIA_TYPE,
     )
 
 
@@ -499,6 +502,15 @@ def _run(conn: psycopg.Connection[Any], read: Read, types: Mapping[str, str]) ->
             f"An offset of {read.offset} was requested, but there are only {total} rows.",
             headers=headers,
         )
+    if read.single:
+        if page_rows != 1:
+            raise Refused(
+                406,
+                "PGRST116",
+                "JSON object requested, multiple (or no) rows returned",
+                f"The result contains {page_rows} rows",
+            )
+        return _json_response(200, json.dumps(json.loads(body)[0]), headers, OBJECT_MEDIA_TYPE)
     return _json_response(status, body, headers)
 
 
@@ -514,11 +526,13 @@ def _postgres_refusal(error: psycopg.Error, role: str) -> Refused:
     )
 
 
-def _json_response(status: int, body: str, headers: Mapping[str, str]) -> httpx.Response:
+def _json_response(
+    status: int, body: str, headers: Mapping[str, str], media_type: str = "application/json"
+) -> httpx.Response:
     return httpx.Response(
         status,
         content=body.encode(),
-        headers={**headers, "Content-Type": JSON_CONTENT_TYPE},
+        headers={**headers, "Content-Type": f"{media_type}; charset=utf-8"},
     )
 
 

@@ -1,21 +1,33 @@
-"""The PostgREST stand-in over real HTTP, for a function running in another process (the
-benchmarks' servers): each request handed to the stand-in as the httpx request respx would give
+"""The PostgREST (and Auth) stand-ins over real HTTP, for a function running in another process
+(the benchmarks' servers): each request handed to a stand-in as the httpx request respx would give
 it, its answer written back as is."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 
+from tests.auth_standin import AuthStandIn
 from tests.postgrest_standin import PostgrestStandIn
 
+Answer = Callable[[httpx.Request], httpx.Response]
 
-def _handler(standin: PostgrestStandIn) -> type[BaseHTTPRequestHandler]:
+
+def project(rest: PostgrestStandIn, auth: AuthStandIn) -> Answer:
+    """One project's API: ``/auth/v1`` answered by Auth, the rest by PostgREST."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return (auth if request.url.path.startswith("/auth/v1/") else rest)(request)
+
+    return answer
+
+
+def _handler(standin: Answer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         # Headers and body leave in two writes; with Nagle on, delayed ACKs would add 40 ms.
@@ -49,7 +61,7 @@ def _handler(standin: PostgrestStandIn) -> type[BaseHTTPRequestHandler]:
 
 
 @contextlib.contextmanager
-def serving(standin: PostgrestStandIn) -> Iterator[str]:
+def serving(standin: Answer) -> Iterator[str]:
     """The stand-in on a free loopback port; yields the project URL (``{url}/rest/v1``)."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(standin))
     server.daemon_threads = True

@@ -19,7 +19,15 @@ from tests.postgrest_standin import (
     mounted,
     range_status,
 )
-from tests.scenarios import BARE_BATCH, MAIN_BATCH, USER_A, USER_B, seed
+from tests.scenarios import (
+    AGENCY_A,
+    BARE_BATCH,
+    MAIN_BATCH,
+    USER_A,
+    USER_B,
+    USER_NO_AGENCY,
+    seed,
+)
 from tests.tokens import SigningKey, TokenFactory
 
 URL = "https://project-ref.supabase.co"
@@ -311,7 +319,7 @@ def test_a_database_error_of_a_call_is_postgrests_status(rest: httpx.Client) -> 
         ("/users?select=agency_id&order=id.sideways", {}),
         ("/users?select=agency_id", {"Range": "0-9"}),
         ("/users?select=agency_id", {"Prefer": "count=planned"}),
-        ("/users?select=agency_id", {"Accept": "application/vnd.pgrst.object+json"}),
+        ("/users?select=agency_id", {"Accept": "text/csv"}),
     ],
 )
 def test_what_it_does_not_understand_is_a_400(
@@ -343,3 +351,29 @@ def test_other_schema_is_refused(rest: httpx.Client) -> None:
 def test_requests_outside_rest_are_not_answered(rest: httpx.Client) -> None:
     with pytest.raises(AllMockedAssertionError):
         httpx.get(f"{URL}/auth/v1/user")
+
+
+# --- one row as an object (supabase-js's .single()) ----------------------------------------------
+
+OBJECT = {"Accept": "application/vnd.pgrst.object+json"}
+
+
+def test_one_row_as_an_object(rest: httpx.Client) -> None:
+    response = rest.get(f"/users?select=agency_id&id=eq.{USER_A}", headers=OBJECT)
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"] == "application/vnd.pgrst.object+json; charset=utf-8"
+    assert response.json() == {"agency_id": str(AGENCY_A)}
+
+
+def test_no_row_as_an_object_is_a_406(rest: httpx.Client) -> None:
+    response = rest.get(f"/users?select=agency_id&id=eq.{USER_NO_AGENCY}", headers=OBJECT)
+    body = error_of(response, 406)
+    assert body["code"] == "PGRST116"
+    assert body["details"] == "The result contains 0 rows"
+
+
+def test_rows_as_an_object_is_a_406(rest: httpx.Client) -> None:
+    many = rest.get("/campaign_contacts?select=id&limit=2")
+    assert len(many.json()) == 2
+    response = rest.get("/campaign_contacts?select=id&limit=2", headers=OBJECT)
+    assert error_of(response, 406)["details"] == "The result contains 2 rows"
