@@ -38,11 +38,11 @@ _pool: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
 def bare(request: flask.Request) -> flask.Response:
     query = BatchQuery(batch_id=UUID(request.args["batch_id"]))
     with _pool.connection() as conn:
-        # One flight, one Sync, as the store sends them: fetched inside the pipeline, the row
-        # would cost a round trip of its own.
-        with conn.pipeline():
-            conn.execute(SESSION_SETTINGS, ("10000", CLAIMS))
-            cursor = conn.execute(READ_STATEMENT, read_parameters(query))
+        # One message, as the store sends it.
+        cursor = psycopg.ClientCursor(conn)
+        cursor.execute(f"{SESSION_SETTINGS}; {READ_STATEMENT}",
+                       {**read_parameters(query), "statement_timeout": "10000", "claims": CLAIMS})
+        cursor.nextset()
         row = cursor.fetchone()
     assert row is not None
     pagination = json.dumps({"limit": query.limit, "offset": 0})

@@ -91,9 +91,10 @@ def main(argv: list[str] | None = None) -> None:
             claims = json.dumps({"sub": str(data.USER), "role": "authenticated"})
 
             def bare_read() -> object:
-                with conn.pipeline():
-                    conn.execute(SESSION_SETTINGS, ("10000", claims))
-                    cursor = conn.execute(READ_STATEMENT, read_parameters(query))
+                cursor = psycopg.ClientCursor(conn)
+                cursor.execute(f"{SESSION_SETTINGS}; {READ_STATEMENT}", {
+                    **read_parameters(query), "statement_timeout": "10000", "claims": claims})
+                cursor.nextset()
                 return cursor.fetchone()
 
             row = bare_read()
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
                 import pstats
                 with quiet_stdout():
                     profiler = cProfile.Profile(time.process_time)
-                    profiler.runcall(lambda: [whole() for _ in range(args.repeat)])
+                    profiler.runcall(lambda: [stubbed_more() for _ in range(args.repeat)])
                 pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
         handle.close()
     keys.stop()

@@ -78,8 +78,8 @@ RLS_GOAL = 1.2
 # What PostgreSQL is told when the store reads as the owner: the same statement timeout and
 # claims, no role.
 OWNER_SETTINGS = (
-    "select set_config('statement_timeout', %s, true),"
-    " set_config('request.jwt.claims', %s, true),"
+    "select set_config('statement_timeout', %(statement_timeout)s, true),"
+    " set_config('request.jwt.claims', %(claims)s, true),"
     " set_config('request.jwt.claim.sub', '', true)"
 )
 

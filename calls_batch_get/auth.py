@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -30,6 +32,8 @@ REALM = "calls-batch-get"
 _DESCRIPTION_UNSAFE = re.compile(r'[^\x20-\x21\x23-\x5b\x5d-\x7e]')
 # After a failed fetch, no other before this much time (doubling per failure, up to the max).
 JWKS_BACKOFF_SECONDS = (5.0, 60.0)
+# Verified tokens kept per instance: a browser polls with the same token for its whole life.
+VERIFIED_TOKENS_KEPT = 1024
 # Registered claims PyJWT reads as numbers, also when they arrive as numeric strings.
 _NUMERIC_CLAIMS = ("exp", "nbf", "iat")
 
@@ -101,9 +105,42 @@ def _describe(error: jwt.InvalidTokenError) -> str:
     return "Token is invalid"
 
 
+class _VerifiedTokens:
+    """The callers of tokens verified before, each until its token's ``exp`` (not a second
+    later: past it a token is verified afresh, and refused as an expired one would be). A
+    bounded number of them, the oldest forgotten first."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._callers: dict[str, tuple[Caller, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> Caller | None:
+        found = self._callers.get(token)
+        if found is None or wall_clock() >= found[1]:
+            return None
+        return found[0]
+
+    def keep(self, caller: Caller, expires: float) -> None:
+        with self._lock:
+            if len(self._callers) >= self._size:
+                # Insertion order: the first key is the oldest.
+                self._callers.pop(next(iter(self._callers)), None)
+            self._callers[caller.token] = (caller, expires)
+
+
+def wall_clock() -> float:
+    return time.time()
+
+
 class TokenVerifier:
     """Verifies Supabase access tokens: asymmetric ones against the project's key set, legacy
-    HS256 ones against SUPABASE_JWT_SECRET when (and only when) it is configured."""
+    HS256 ones against SUPABASE_JWT_SECRET when (and only when) it is configured.
+
+    A token verified once is not verified again until it expires (``_VerifiedTokens``): what it
+    says cannot change before then, and a poll would otherwise pay a signature check every few
+    seconds for the same bytes.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self._secret = settings.jwt_secret
@@ -115,8 +152,18 @@ class TokenVerifier:
             unknown_kid_cooldown=JWKS_REFRESH_COOLDOWN_SECONDS,
             backoff=JWKS_BACKOFF_SECONDS,
         )
+        self._verified = _VerifiedTokens(VERIFIED_TOKENS_KEPT)
 
     def verify(self, token: str) -> Caller:
+        caller = self._verified.get(token)
+        if caller is not None:
+            return caller
+        caller, expires = self._verify(token)
+        self._verified.keep(caller, expires)
+        return caller
+
+    def _verify(self, token: str) -> tuple[Caller, float]:
+        """The caller of a token checked from scratch, and when the token expires."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
@@ -143,11 +190,12 @@ class TokenVerifier:
         _check_claim_types(claims)
         if claims.get("role") != ROLE:
             raise AuthError(f"Token role is not '{ROLE}'")
-        return Caller(
+        caller = Caller(
             user_id=_user_id(claims.get("sub")),
             token=token,
             claims=json.dumps(claims, separators=(",", ":")),
         )
+        return caller, float(claims["exp"])
 
     def _key_for(self, algorithm: object, kid: object) -> str | PyJWK:
         # A header is attacker-controlled JSON: alg may be a list or an object, not just a name.

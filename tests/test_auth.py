@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import hmac
 import json
@@ -457,3 +458,90 @@ def test_a_key_set_sent_a_byte_at_a_time_ends_its_fetch_at_the_timeout(
     clock.advance(6)
     assert verifier.verify(tokens.es256(USER)).user_id == USER
     assert verifier.key_set.fetches == 2
+
+
+# --- verified tokens kept until they expire -------------------------------------------------------
+
+
+class _Later:
+    """Moves both clocks a token is judged by, ours and PyJWT's, ``seconds`` ahead."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.seconds = 0.0
+        later = self
+
+        class _Datetime(datetime.datetime):
+            @classmethod
+            def now(cls, tz: datetime.tzinfo | None = None) -> _Datetime:
+                moved = datetime.datetime.now(tz) + datetime.timedelta(seconds=later.seconds)
+                return cls.fromtimestamp(moved.timestamp(), tz)
+
+        monkeypatch.setattr("jwt.api_jwt.datetime", _Datetime)
+        monkeypatch.setattr("calls_batch_get.auth.wall_clock", lambda: time.time() + self.seconds)
+
+
+def counting_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tokens the verifiers check from scratch (their signature, their claims), in order."""
+    decoded: list[str] = []
+    verify = TokenVerifier._verify
+
+    def counted(self: TokenVerifier, token: str) -> tuple[Caller, float]:
+        decoded.append(token)
+        return verify(self, token)
+
+    monkeypatch.setattr(TokenVerifier, "_verify", counted)
+    return decoded
+
+
+def test_a_token_is_verified_once_while_it_lasts(
+    verifier: TokenVerifier, tokens: TokenFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded = counting_decodes(monkeypatch)
+    token, other = tokens.es256(USER), tokens.rs256(USER)
+    for _ in range(3):
+        assert_caller(verifier.verify(token), token)
+        assert_caller(verifier.verify(other), other)
+    assert decoded == [token, other]
+
+
+def test_a_kept_token_is_refused_once_it_has_expired(
+    verifier: TokenVerifier, tokens: TokenFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    later = _Later(monkeypatch)
+    decoded = counting_decodes(monkeypatch)
+    token = tokens.es256(USER, exp=int(time.time()) + 60)
+    assert_caller(verifier.verify(token), token)
+    later.seconds = 59
+    assert_caller(verifier.verify(token), token)
+    assert len(decoded) == 1
+    # Past exp the token is checked afresh: within the clock-skew leeway still accepted, as it
+    # would be by a verifier that had never seen it, and refused past that.
+    later.seconds = 61
+    assert_caller(verifier.verify(token), token)
+    assert len(decoded) == 2
+    later.seconds = 60 + 31
+    assert auth_error(verifier, token) == "Token has expired"
+
+
+def test_a_token_refused_is_refused_again(
+    verifier: TokenVerifier, tokens: TokenFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded = counting_decodes(monkeypatch)
+    forged = tokens.es256(USER)[:-4] + "AAAA"
+    assert auth_error(verifier, forged) == auth_error(verifier, forged)
+    assert decoded == [forged, forged]
+
+
+def test_the_tokens_kept_are_bounded(
+    settings: Settings, tokens: TokenFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("calls_batch_get.auth.VERIFIED_TOKENS_KEPT", 3)
+    bounded = TokenVerifier(settings)
+    decoded = counting_decodes(monkeypatch)
+    first, *rest = [tokens.hs256(USER, jti=str(n)) for n in range(4)]
+    for token in (first, *rest):
+        bounded.verify(token)
+    # The oldest was let go for the fourth: it is checked again; the newest are not.
+    bounded.verify(first)
+    bounded.verify(rest[-1])
+    assert decoded == [first, *rest, first]

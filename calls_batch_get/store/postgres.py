@@ -7,7 +7,7 @@ verified token's claims, as PostgREST does, so that it runs under row-level secu
 
 Built to sit behind Supabase's transaction-mode pooler: no server-side prepared statements and no
 session state; the role, the claims and the statement timeout are ``set_config(..., is_local =>
-true)`` that travel in the same pipeline as the read and die with the implicit transaction the
+true)`` that travel in the same message as the read and die with the implicit transaction the
 two run in.
 """
 
@@ -59,9 +59,9 @@ CLOSE_TIMEOUT_SECONDS = 1.0
 # legacy per-claim setting emptied, so that only this request's claims say who is calling), and
 # the statement timeout of the time left.
 SESSION_SETTINGS = (
-    "select set_config('statement_timeout', %s, true),"
+    "select set_config('statement_timeout', %(statement_timeout)s, true),"
     f" set_config('role', '{READ_ROLE}', true),"
-    " set_config('request.jwt.claims', %s, true),"
+    " set_config('request.jwt.claims', %(claims)s, true),"
     " set_config('request.jwt.claim.sub', '', true)"
 )
 
@@ -194,16 +194,21 @@ class PostgresStore:
                     # read, before its role is set (a role that may not act as authenticated
                     # would fail that with a message of the database's).
                     self._judge_role(conn.execute(ROLE_CHECK, (READ_ROLE,)).fetchone())
-                # The settings and the query leave in one flight, answered by one Sync. Until that
-                # Sync they run in one implicit transaction, the settings' (set_config(...,
-                # true)) included, so no BEGIN or COMMIT need travel; the connection is in
-                # autocommit mode so that psycopg sends none of its own.
-                with conn.pipeline():
-                    conn.execute(
-                        self.session_settings,
-                        (_milliseconds(deadline.remaining()), caller.claims),
-                    )
-                    cursor = conn.execute(READ_STATEMENT, params)
+                # The settings and the read leave as one simple-query message: one flight, and
+                # one implicit transaction for both (so the settings' set_config(..., true) hold
+                # for the read, and no BEGIN or COMMIT need travel; the connection is in
+                # autocommit mode so that psycopg sends none of its own). The values are bound
+                # as literals by psycopg itself, which costs less than a pipeline's machinery.
+                cursor = psycopg.ClientCursor(conn)
+                cursor.execute(
+                    f"{self.session_settings}; {READ_STATEMENT}",
+                    {
+                        **params,
+                        "statement_timeout": _milliseconds(deadline.remaining()),
+                        "claims": caller.claims,
+                    },
+                )
+                cursor.nextset()
                 row = cursor.fetchone()
             except psycopg.OperationalError as exc:
                 # Cut by the watchdog: the deadline has passed, so no second try.
