@@ -65,6 +65,7 @@ from scripts.localdb import (
     with_role,
 )
 from scripts.processes import group_cpu_seconds, group_rss_bytes
+from tests.function_process import VENVS, deployment_venv
 from tests.tokens import SigningKey, TokenFactory
 from tests.wire_proxy import proxied_url
 
@@ -114,7 +115,8 @@ class Subject:
         command = [part.replace("{port}", str(self.port)) for part in self.command]
         started = time.perf_counter()
         self.process = subprocess.Popen(
-            command, cwd=self.cwd, env={**os.environ, **self.env, "PORT": str(self.port)},
+            command, cwd=self.cwd,
+            env={**os.environ, "PYTHONPATH": str(ROOT), **self.env, "PORT": str(self.port)},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
         deadline = started + 60
@@ -168,7 +170,10 @@ def first_status(port: int, path: str, headers: dict[str, str]) -> int:
 def subjects(
     project_url: str, database_port: int, function_url: str, token: str, deno_dir: str
 ) -> list[Subject]:
-    functions_framework = str(Path(sys.executable).parent / "functions-framework")
+    # As deployed: the pinned requirements alone (the development tools in .venv make some
+    # imports dearer: httpx loads its command line, rich and all, when rich is installed).
+    venv = deployment_venv(sys.executable, VENVS / f"peer-{platform.python_version()}")
+    functions_framework = str(venv / "bin" / "functions-framework")
     function = [functions_framework, "--target", "calls_batch_get", "--source",
                 str(ROOT / "main.py"), "--host", "127.0.0.1", "--port", "{port}"]
     database = proxied_url(function_url, database_port)

@@ -57,7 +57,12 @@ def functions_framework_for(version: str) -> Path:
     python = _interpreter(version)
     if python is None:
         pytest.skip(f"Python {version} is not installed here")
-    venv = VENVS / version
+    return deployment_venv(python, VENVS / version) / "bin" / "functions-framework"
+
+
+def deployment_venv(python: str, venv: Path) -> Path:
+    """A virtualenv at ``venv`` of ``python`` with exactly what a deploy installs
+    (``requirements.txt``, none of the development tools), made again when that file changes."""
     stamp = venv / "requirements.sha256"
     wanted = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
     if not stamp.exists() or stamp.read_text() != wanted:
@@ -69,7 +74,7 @@ def functions_framework_for(version: str) -> Path:
             check=True,
         )
         stamp.write_text(wanted)
-    return venv / "bin" / "functions-framework"
+    return venv
 
 
 class FunctionProcess:

@@ -143,7 +143,7 @@ def test_concurrent_callers_each_send_their_own_token_and_the_client_keeps_none(
     assert len(seen) == 40
     assert all(auth == f"Bearer token-{limit}" for limit, auth in seen), seen
     # The shared client still holds the key alone: no caller's token stays behind on it.
-    assert client.postgrest.headers["authorization"] == f"Bearer {KEY}"
+    assert client.headers["authorization"] == f"Bearer {KEY}"
 
 
 @pytest.mark.parametrize(
