@@ -8,7 +8,7 @@ import sys
 import flask
 import functions_framework
 
-from calls_batch_get.instance import create_handler
+from calls_batch_get.instance import create_handler, warm_each_worker
 from calls_batch_get.settings import SettingsError, load_settings
 
 try:
@@ -18,6 +18,7 @@ except SettingsError as error:
     sys.exit(f"calls-batch-get: configuration error: {error}")
 
 _handle = create_handler(_settings)
+warm_each_worker(_handle)
 
 
 @functions_framework.http

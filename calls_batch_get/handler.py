@@ -54,6 +54,13 @@ class Handler:
         self._logger = logger
         self._project = project
 
+    def warm(self) -> None:
+        """What the first request would otherwise wait for, done now: the key set's first fetch
+        started and the store's first connection opened (each bounded; a failure is logged and
+        left for that request to try again)."""
+        self._verifier.get().key_set.prefetch()
+        self._store.get().warm()
+
     def close(self) -> None:
         """Shuts down what the instance built (its pool above all), if it built it."""
         store = self._store.built()

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import atexit
+import logging
+import os
+import threading
 import weakref
 
 from calls_batch_get.auth import TokenVerifier
 from calls_batch_get.handler import Handler
 from calls_batch_get.http import Cors
 from calls_batch_get.lazy import Lazy
-from calls_batch_get.log import configure
+from calls_batch_get.log import LOGGER_NAME, configure
 from calls_batch_get.settings import Settings
 from calls_batch_get.store import Store
 
@@ -52,3 +55,27 @@ def _close(handler: weakref.ref[Handler]) -> None:
     live = handler()
     if live is not None:
         live.close()
+
+
+def warm_each_worker(handler: Handler) -> None:
+    """Warms every process forked from this one, on a thread of its own as soon as it starts.
+
+    The Functions Framework imports the function in gunicorn's arbiter, which then forks the
+    worker that serves: connections and threads must be the worker's own, so the warming starts
+    there, while gunicorn opens the worker to requests (it delays nothing). A first request that
+    arrives meanwhile waits for what is under way instead of starting it again.
+    """
+    os.register_at_fork(after_in_child=lambda: _start_warming(handler))
+
+
+def _start_warming(handler: Handler) -> None:
+    threading.Thread(target=_warm, args=(handler,), name="warm-up", daemon=True).start()
+
+
+def _warm(handler: Handler) -> None:
+    try:
+        handler.warm()
+    except Exception as error:  # a failed warm-up is a slower first request, nothing more
+        logging.getLogger(LOGGER_NAME).warning(
+            "warm-up failed", extra={"fields": {"cause": type(error).__name__}}
+        )

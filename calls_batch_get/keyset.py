@@ -63,6 +63,13 @@ class KeySetCache:
     def fetching(self) -> bool:
         return self._fetching
 
+    def prefetch(self) -> None:
+        """Starts the first fetch now, off any request's path (an instance's start), unless a
+        set is known or a fetch is under way; bounded as every fetch is."""
+        with self._cond:
+            if self._keys is None:
+                self._start_fetch(monotonic())
+
     def key(self, kid: str) -> PyJWK | None:
         """The key ``kid`` names; None when a readable set does not hold it (the token's fault).
 

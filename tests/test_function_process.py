@@ -27,7 +27,7 @@ from tests.function_process import (
     log_records,
 )
 from tests.function_process import running_function as running
-from tests.tokens import TokenFactory
+from tests.tokens import KeySetServer, TokenFactory
 from tests.wire_proxy import WireProxy, proxied_url
 
 BUDGET = 2.0
@@ -191,3 +191,36 @@ def test_database_errors_reach_the_log_redacted(
 
     records = assert_clean_output(function)
     assert any(r.get("logger") == "psycopg.pool" for r in records), records
+
+
+def test_a_started_instance_is_warm_before_its_first_request(
+    env: dict[str, str], function_url: str, db: Seeder, seeded: Callable[[str], Seeded],
+    key_server: KeySetServer,
+) -> None:
+    command = functions_framework_for("3.11")
+    with running(command, {**env, "DATABASE_URL": function_url}) as function:
+        # Only the readiness probe (an OPTIONS, which reads nothing) has been sent.
+        assert poll(lambda: key_server.fetches == 1 and backends(db.conn) == 1) is not None
+        call = seeded(function.url)
+        assert httpx.get(call.url, headers=call.headers, timeout=10).status_code == 200
+        # The first request found both ready: no second fetch, no second connection.
+        assert (key_server.fetches, backends(db.conn)) == (1, 1)
+        records = assert_clean_output(function)
+        assert [r.get("status") for r in records] == [204, 200]
+
+
+def test_an_instance_starts_and_serves_when_its_database_and_key_service_are_down(
+    env: dict[str, str], db: Seeder, seeded: Callable[[str], Seeded],
+    key_server: KeySetServer,
+) -> None:
+    key_server.stop()
+    nowhere = f"postgresql://calls_batch_get@127.0.0.1:{free_port()}/postgres"
+    command = functions_framework_for("3.11")
+    with running(command, {**env, "DATABASE_URL": nowhere}) as function:
+        call = seeded(function.url)
+        response = httpx.get(call.url, headers=call.headers, timeout=15)
+        assert response.status_code == 500
+        assert response.json()["code"] == "auth_unavailable"
+        records = assert_clean_output(function)
+    warnings = [r["message"] for r in records if r.get("severity") == "WARNING"]
+    assert "key set fetch failed" in warnings

@@ -106,6 +106,11 @@ class Store(Protocol):
         """
         ...
 
+    def warm(self) -> None:
+        """Opens what the first read would have to open (a connection), off any request's
+        path; bounded, and never raises: a failure is logged and the first read tries again."""
+        ...
+
     def close(self) -> None:
         """Releases connections and threads; called once, when the instance shuts down."""
         ...

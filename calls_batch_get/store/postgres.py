@@ -23,7 +23,7 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import DictRow, dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 from pydantic import ValidationError
 
 from calls_batch_get.auth import Caller
@@ -165,6 +165,30 @@ class PostgresStore:
             return parse_read(row["document"], query)
         except (psycopg.Error, ValidationError, RoleRefused) as exc:
             raise StoreError(FETCH_FAILED) from exc
+
+    def warm(self) -> None:
+        """Opens the pool's first connection and asks the role check on it, so that the first
+        read needs neither; bounded by the store's timeout. A failure is only logged: the first
+        read tries again (and a role refused stays refused)."""
+        if self._role_checked or self._refusal is not None:
+            return
+        try:
+            with self._pool.connection(timeout=self._timeout_seconds) as conn:
+                alarm = self._watchdog.arm(
+                    self._timeout_seconds + CLIENT_GRACE_SECONDS, lambda: _cut(conn)
+                )
+                try:
+                    self._judge_role(conn.execute(ROLE_CHECK, (READ_ROLE,)).fetchone())
+                finally:
+                    if alarm.cancel():
+                        conn.close()
+        except RoleRefused:
+            pass  # logged once, by the judgement itself
+        except (psycopg.Error, PoolTimeout) as error:
+            _log.warning(
+                "could not open a database connection ahead of the first request",
+                extra={"fields": {"cause": type(error).__name__}},
+            )
 
     def close(self) -> None:
         """Closes the pool; later reads fail (PoolClosed) instead of reconnecting."""

@@ -12,6 +12,7 @@ a tenth of a second.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from calls_batch_get.auth import AuthError, Caller
 from calls_batch_get.deadline import Deadline
 from calls_batch_get.errors import ErrorCode
+from calls_batch_get.log import LOGGER_NAME
 from calls_batch_get.models import rfc3339
 from calls_batch_get.params import BatchQuery
 from calls_batch_get.store import READ_FUNCTION, BatchRead, StoreError, parse_read
@@ -31,6 +33,8 @@ FETCH_FAILED = "Failed to fetch batch"
 # same code also covers other claims it finds invalid (an iat in the future, ...).
 JWT_CLAIMS_INVALID = "PGRST303"
 JWT_EXPIRED = "JWT expired"
+
+_log = logging.getLogger(LOGGER_NAME)
 
 
 class _RemainingTimeouts(dict[str, float]):
@@ -124,6 +128,18 @@ class SupabaseStore:
 
     def __init__(self, client: SyncPostgrestClient) -> None:
         self._client = client
+
+    def warm(self) -> None:
+        """Opens the client's first connection to PostgREST (a HEAD of the API's root, whatever
+        it answers), so that the first read does not pay for it; bounded by the client's
+        timeout. A failure is only logged: the first read tries again."""
+        try:
+            self._client.session.head(f"{self._client.base_url}/", headers=self._client.headers)
+        except httpx.HTTPError as error:
+            _log.warning(
+                "could not open a connection to PostgREST ahead of the first request",
+                extra={"fields": {"cause": type(error).__name__}},
+            )
 
     def close(self) -> None:
         # The HTTP connections belong to the client, which lives as long as the instance.
