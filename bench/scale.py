@@ -49,7 +49,7 @@ from calls_batch_get.models import ContactStatus
 from calls_batch_get.params import BatchQuery
 from calls_batch_get.store import BatchRead
 from calls_batch_get.store.postgres import SESSION_SETTINGS, PostgresStore
-from calls_batch_get.store.supabase import SupabaseStore, create_supabase_client
+from calls_batch_get.store.supabase import SupabaseStore, create_supabase_store
 from scripts.localdb import (
     apply_migrations,
     create_database,
@@ -163,7 +163,7 @@ def supabase_store(authenticator_url: str) -> Iterator[SupabaseStore]:
     )
     standin = PostgrestStandIn(authenticator_url, KEYS, connection=pool.connection)
     with pool, mounted(standin, SUPABASE_URL):
-        yield SupabaseStore(create_supabase_client(SUPABASE_URL, ANON_KEY, TIMEOUT_SECONDS))
+        yield create_supabase_store(SUPABASE_URL, ANON_KEY, TIMEOUT_SECONDS)
 
 
 def measure_reads(

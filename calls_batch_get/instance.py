@@ -24,13 +24,11 @@ def create_store(settings: Settings) -> Store:
 
         return PostgresStore(settings.database_url, settings.db_timeout_seconds)
 
-    from calls_batch_get.store.supabase import SupabaseStore, create_supabase_client
+    from calls_batch_get.store.supabase import create_supabase_store
 
     assert settings.anon_key is not None, "load_settings demands a key without a DB URL"
-    return SupabaseStore(
-        create_supabase_client(
-            settings.supabase_url, settings.anon_key, settings.db_timeout_seconds
-        )
+    return create_supabase_store(
+        settings.supabase_url, settings.anon_key, settings.db_timeout_seconds
     )
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, GetPydanticSchema
+from pydantic_core import core_schema
 
 
 class ContactStatus(StrEnum):
@@ -19,22 +20,18 @@ class ContactStatus(StrEnum):
     SKIPPED = "skipped"
 
 
-_NO_OFFSET = timedelta(0)
-
-
-def _to_utc(value: datetime) -> datetime:
-    # Most values arrive in UTC already: leave those as pydantic parsed them.
-    return value if value.utcoffset() == _NO_OFFSET else value.astimezone(UTC)
-
-
 def rfc3339(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-# Both stores hand over timestamps in whatever offset their driver chose; the API speaks UTC "Z",
-# which is how pydantic writes a datetime whose offset is zero (no serializer of our own to call
-# for every timestamp of every contact).
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+# The read function renders its timestamps in UTC (migration 20261204000000_read_in_utc.sql), and
+# the API speaks UTC "Z", which is how pydantic writes a datetime whose offset is zero: checked,
+# not converted, by pydantic's own core (a timestamp in another offset fails the read), so no
+# Python runs for any timestamp of any contact.
+UtcDatetime = Annotated[
+    datetime,
+    GetPydanticSchema(lambda _type, _handler: core_schema.datetime_schema(tz_constraint=0)),
+]
 
 
 class _Row(BaseModel):

@@ -14,7 +14,8 @@ BATCH = "c0000000-0000-4000-8000-000000000001"
 
 
 def batch_row(**overrides: Any) -> dict[str, Any]:
-    """The specification's batch, with our ids and its timestamps given with an offset."""
+    """The specification's batch, with our ids and its timestamps as the read function writes
+    them (in UTC, with PostgreSQL's +00:00)."""
     return {
         **spec.BATCH,
         "id": BATCH,
@@ -22,7 +23,7 @@ def batch_row(**overrides: Any) -> dict[str, Any]:
         "campaign_id": "d0000000-0000-4000-8000-000000000001",
         "agent_mapping_id": "e0000000-0000-4000-8000-000000000001",
         "created_at": "2025-01-15T10:30:00+00:00",
-        "started_at": "2025-01-15T11:31:00+01:00",
+        "started_at": "2025-01-15T10:31:00+00:00",
         **overrides,
     }
 

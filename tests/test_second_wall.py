@@ -23,7 +23,7 @@ from calls_batch_get.auth import Caller
 from calls_batch_get.params import BatchQuery
 from calls_batch_get.store import BatchRead, Store
 from calls_batch_get.store.postgres import READ_STATEMENT, PostgresStore, read_parameters
-from calls_batch_get.store.supabase import SupabaseStore, create_supabase_client
+from calls_batch_get.store.supabase import create_supabase_store
 from scripts.localdb import with_role
 from tests.conftest import ANON_KEY
 from tests.database import Seeder, nested_plans, plan_nodes, scans_of
@@ -121,7 +121,7 @@ def reader(
     )
     with mounted(standin, SUPABASE_URL):
         yield Reader(
-            SupabaseStore(create_supabase_client(SUPABASE_URL, ANON_KEY, 5.0)),
+            create_supabase_store(SUPABASE_URL, ANON_KEY, 5.0),
             lambda: b"".join(s.body for s in standin.served),
             standin.served.clear,
         )

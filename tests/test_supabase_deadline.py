@@ -15,7 +15,7 @@ import pytest
 
 from calls_batch_get.params import BatchQuery
 from calls_batch_get.store import StoreError
-from calls_batch_get.store.supabase import SupabaseStore, create_supabase_client
+from calls_batch_get.store.supabase import create_supabase_store
 from tests.tokens import caller_of
 
 BUDGET = 1.0
@@ -58,7 +58,7 @@ def trickling_postgrest() -> Iterator[str]:
 
 
 def test_a_trickling_answer_fails_the_read_within_the_budget(trickling_postgrest: str) -> None:
-    store = SupabaseStore(create_supabase_client(trickling_postgrest, "key", BUDGET))
+    store = create_supabase_store(trickling_postgrest, "key", BUDGET)
     try:
         started = time.monotonic()
         with pytest.raises(StoreError) as caught:

@@ -14,14 +14,16 @@ from uuid import UUID
 import httpx
 import pytest
 import respx
+from pydantic import ValidationError
 
 from calls_batch_get.auth import AuthError, Caller
 from calls_batch_get.cursor import Position
 from calls_batch_get.errors import ErrorCode
+from calls_batch_get.log import configure
 from calls_batch_get.models import ContactStatus
 from calls_batch_get.params import BatchQuery
 from calls_batch_get.store import StoreError
-from calls_batch_get.store.supabase import SupabaseStore, TokenRefused, create_supabase_client
+from calls_batch_get.store.supabase import SupabaseStore, TokenRefused, create_supabase_store
 from tests.rows import AGENCY, BATCH, OTHER_AGENCY, USER, batch_row, contact_row
 
 URL = "https://project-ref.supabase.co"
@@ -45,7 +47,7 @@ def rest() -> Iterator[respx.MockRouter]:
 
 @pytest.fixture
 def store() -> SupabaseStore:
-    return SupabaseStore(create_supabase_client(URL, KEY, timeout_seconds=1.0))
+    return create_supabase_store(URL, KEY, timeout_seconds=1.0)
 
 
 def document(
@@ -118,8 +120,7 @@ def test_defaults_are_left_out_and_a_cursor_sends_its_position(
 def test_concurrent_callers_each_send_their_own_token_and_the_client_keeps_none(
     rest: respx.MockRouter,
 ) -> None:
-    client = create_supabase_client(URL, KEY, timeout_seconds=1.0)
-    store = SupabaseStore(client)
+    store = create_supabase_store(URL, KEY, timeout_seconds=1.0)
     seen: list[tuple[str, str]] = []
     lock = threading.Lock()
 
@@ -143,7 +144,7 @@ def test_concurrent_callers_each_send_their_own_token_and_the_client_keeps_none(
     assert len(seen) == 40
     assert all(auth == f"Bearer token-{limit}" for limit, auth in seen), seen
     # The shared client still holds the key alone: no caller's token stays behind on it.
-    assert client.headers["authorization"] == f"Bearer {KEY}"
+    assert store.client.headers["authorization"] == f"Bearer {KEY}"
 
 
 @pytest.mark.parametrize(
@@ -294,7 +295,7 @@ def test_timeout_is_explicit_and_enforced_on_a_real_socket() -> None:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)  # accepts connections, never answers
         port = silent.getsockname()[1]
-        store = SupabaseStore(create_supabase_client(f"http://127.0.0.1:{port}", KEY, 0.3))
+        store = create_supabase_store(f"http://127.0.0.1:{port}", KEY, 0.3)
         started = time.monotonic()
         with pytest.raises(StoreError) as caught:
             store.read(caller(), QUERY)
@@ -302,3 +303,43 @@ def test_timeout_is_explicit_and_enforced_on_a_real_socket() -> None:
     assert caught.value.message == "Failed to fetch batch"
     assert isinstance(caught.value.__cause__, httpx.TimeoutException)
     assert 0.25 < elapsed < 2.0
+
+
+def test_warming_asks_the_api_once_with_the_key_alone(
+    rest: respx.MockRouter, store: SupabaseStore
+) -> None:
+    root = rest.head("/").respond(200)
+    store.warm()
+    assert root.call_count == 1
+    sent = root.calls.last.request.headers
+    assert (sent["apikey"], sent["authorization"]) == (KEY, f"Bearer {KEY}")
+
+
+def test_warming_against_an_api_that_is_down_only_logs(
+    rest: respx.MockRouter, store: SupabaseStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure("INFO")
+    rest.head("/").mock(side_effect=httpx.ConnectError("refused"))
+    store.warm()
+    (line,) = capsys.readouterr().out.splitlines()
+    assert json.loads(line) == {
+        "severity": "WARNING",
+        "message": "could not open a connection to PostgREST ahead of the first request",
+        "cause": "ConnectError",
+    }
+
+
+@pytest.mark.parametrize("field", ["batch", "contact"])
+def test_a_timestamp_not_in_utc_fails_the_read(
+    rest: respx.MockRouter, store: SupabaseStore, field: str
+) -> None:
+    # The read function renders UTC whatever the session's zone; anything else is not its text.
+    shifted = "2025-01-15T11:31:00+01:00"
+    body = (
+        document(batch=batch_row(started_at=shifted)) if field == "batch"
+        else document(contacts=[contact_row(created_at=shifted)])
+    )
+    rest.get(READ_PATH).respond(200, json=body)
+    with pytest.raises(StoreError) as caught:
+        store.read(caller(), QUERY)
+    assert isinstance(caught.value.__cause__, ValidationError)
