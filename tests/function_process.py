@@ -68,11 +68,13 @@ def deployment_venv(python: str, venv: Path) -> Path:
     if not stamp.exists() or stamp.read_text() != wanted:
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([python, "-m", "venv", str(venv)], check=True)
-        subprocess.run(
+        installed = subprocess.run(
             [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
              "--disable-pip-version-check", "-r", str(REQUIREMENTS)],
-            check=True,
+            capture_output=True, text=True,
         )
+        if installed.returncode:  # pip's warnings only when they explain a failure
+            raise RuntimeError(f"pip install failed:\n{installed.stdout}{installed.stderr}")
         stamp.write_text(wanted)
     return venv
 
