@@ -55,17 +55,9 @@ import httpx
 import psycopg
 
 from bench import scale_data as data
-from scripts.localdb import (
-    apply_migrations,
-    create_database,
-    embedded_postgres,
-    enable_function_role,
-    supabase_default_privileges,
-    supabase_roles,
-    with_role,
-)
+from scripts.localdb import embedded_postgres, supabase_project
 from scripts.processes import group_cpu_seconds, group_rss_bytes
-from tests.function_process import VENVS, deployment_venv
+from tests.function_process import VENVS, deployment_venv, free_port
 from tests.tokens import SigningKey, TokenFactory
 from tests.wire_proxy import proxied_url
 
@@ -91,13 +83,6 @@ MEMORY_GOAL = 1.2
 
 
 # --- subjects -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -446,17 +431,12 @@ def median(values: list[float]) -> float:
 def database() -> Iterator[tuple[str, str, str]]:
     """The project's database, loaded: (owner URL, the function's role, authenticator)."""
     with embedded_postgres() as server:
-        supabase_roles(server.url, PASSWORD)
-        url = create_database(server.url, "bench_peer")
-        supabase_default_privileges(url)
-        apply_migrations(url)
-        function_url = enable_function_role(url, PASSWORD)
-        authenticator_url = with_role(url, "authenticator", PASSWORD)
-        data.load(url, (SMALL, LARGE))
-        with psycopg.connect(url, autocommit=True) as conn:
+        project = supabase_project(server.url, "bench_peer", PASSWORD)
+        data.load(project.url, (SMALL, LARGE))
+        with psycopg.connect(project.url, autocommit=True) as conn:
             data.add_batch(conn, OWN_TIMES, OWN_TIMES_SIZE, upload=1)
             conn.execute("vacuum analyze")
-        yield url, function_url, authenticator_url
+        yield project.url, project.function_url, project.authenticator_url
 
 
 def other_agency_batch(url: str) -> uuid.UUID:

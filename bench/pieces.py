@@ -33,14 +33,7 @@ from calls_batch_get.params import BatchQuery
 from calls_batch_get.settings import load_settings
 from calls_batch_get.store import parse_read
 from calls_batch_get.store.postgres import READ_STATEMENT, SESSION_SETTINGS, read_parameters
-from scripts.localdb import (
-    apply_migrations,
-    create_database,
-    embedded_postgres,
-    enable_function_role,
-    supabase_default_privileges,
-    supabase_roles,
-)
+from scripts.localdb import embedded_postgres, supabase_project
 from tests.tokens import KeySetServer, SigningKey, TokenFactory
 
 PASSWORD = "bench-password"
@@ -75,12 +68,9 @@ def main(argv: list[str] | None = None) -> None:
     token = tokens.es256(data.USER)
     query = BatchQuery(batch_id=data.batch_id(SIZE))
     with embedded_postgres() as server:
-        supabase_roles(server.url, PASSWORD)
-        url = create_database(server.url, "bench_pieces")
-        supabase_default_privileges(url)
-        apply_migrations(url)
-        function_url = enable_function_role(url, PASSWORD)
-        data.load(url, (SIZE,))
+        project = supabase_project(server.url, "bench_pieces", PASSWORD)
+        function_url = project.function_url
+        data.load(project.url, (SIZE,))
         settings = load_settings({"SUPABASE_URL": keys.url, "DATABASE_URL": function_url})
         handle = create_handler(settings)
         verifier = TokenVerifier(settings)

@@ -50,15 +50,7 @@ from calls_batch_get.params import BatchQuery
 from calls_batch_get.store import BatchRead
 from calls_batch_get.store.postgres import SESSION_SETTINGS, PostgresStore
 from calls_batch_get.store.supabase import SupabaseStore, create_supabase_store
-from scripts.localdb import (
-    apply_migrations,
-    create_database,
-    embedded_postgres,
-    enable_function_role,
-    supabase_default_privileges,
-    supabase_roles,
-    with_role,
-)
+from scripts.localdb import embedded_postgres, supabase_project
 from scripts.processes import group_cpu_seconds
 from tests.postgrest_standin import PostgrestStandIn, ProjectKeys, mounted
 from tests.standin_server import serving as serving_standin
@@ -498,12 +490,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.platform()}, {os.cpu_count()} CPUs,"
           f" Python {platform.python_version()}", flush=True)
     with embedded_postgres() as server:
-        supabase_roles(server.url, PASSWORD)
-        url = create_database(server.url, "bench_scale")
-        supabase_default_privileges(url)
-        apply_migrations(url)
-        function_url = enable_function_role(url, PASSWORD)
-        authenticator_url = with_role(url, "authenticator", PASSWORD)
+        project = supabase_project(server.url, "bench_scale", PASSWORD)
+        url, function_url = project.url, project.function_url
+        authenticator_url = project.authenticator_url
         started = time.perf_counter()
         data.load(url, sizes)
         seconds = time.perf_counter() - started

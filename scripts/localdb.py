@@ -9,6 +9,7 @@ import contextlib
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -198,3 +199,25 @@ def _copy_value(value: Any) -> Any:
     if isinstance(value, dict | list):
         return Jsonb(value)
     return value
+
+
+@dataclass(frozen=True)
+class Project:
+    """A database set up as a Supabase project's: where its owner, the function's own role and
+    PostgREST's authenticator log in."""
+
+    url: str
+    function_url: str
+    authenticator_url: str
+
+
+def supabase_project(server_url: str, name: str, password: str) -> Project:
+    """A new database ``name`` on the server with Supabase's roles (``authenticator`` and the
+    function's role logging in with ``password``), its default privileges and every migration."""
+    supabase_roles(server_url, password)
+    url = create_database(server_url, name)
+    supabase_default_privileges(url)
+    apply_migrations(url)
+    return Project(
+        url, enable_function_role(url, password), with_role(url, "authenticator", password)
+    )
