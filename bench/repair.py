@@ -21,6 +21,7 @@ import statistics
 import threading
 import time
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -84,6 +85,16 @@ def ids_of(url: str, size: int) -> list[UUID]:
         ).fetchall()]
 
 
+def drift_seconds(conn: psycopg.Connection[Any], batch: UUID | None, runs: int = 5) -> list[float]:
+    """The wall time of ``runs`` drift checks of one batch (or, with None, of all)."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        conn.execute("select count(*) from public.call_batch_counters_drift(%s)", (batch,))
+        times.append(time.perf_counter() - started)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -116,6 +127,12 @@ def main() -> None:
         with psycopg.connect(url) as conn:
             drift = conn.execute("select count(*) from public.call_batch_counters_drift()")
             left = drift.fetchone()
+            # How long the drift check takes, for the 1M batch alone and for every batch (the
+            # operator's check after anything that bypassed the triggers), no writer running.
+            checks = {
+                f"the {BIG:,}-contact batch": drift_seconds(conn, data.batch_id(BIG)),
+                "every batch": drift_seconds(conn, None),
+            }
     print(f"rebuild of the {BIG:,}-contact batch among writers: {len(durations)} runs,"
           f" median {statistics.median(durations) * 1000:.0f} ms,"
           f" longest {max(durations) * 1000:.0f} ms (its locks are held that long)")
@@ -126,6 +143,9 @@ def main() -> None:
               f" {big_rate:,.0f}/s, of the 1k batch {small_rate:,.0f}/s, slowest statement"
               f" {max(slowest[rebuilding]) * 1000:.0f} ms")
     print(f"drift afterwards: {left[0] if left else '?'} rows (0 = exact)")
+    for what, times in checks.items():
+        print(f"drift check of {what}: median {statistics.median(times) * 1000:.0f} ms"
+              f" of {len(times)}, longest {max(times) * 1000:.0f} ms")
 
 
 if __name__ == "__main__":
