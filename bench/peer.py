@@ -487,6 +487,7 @@ def main(argv: list[str] | None = None) -> None:
             "authenticator_url": authenticator_url, "database_url": function_url,
             "anon_key": ANON_KEY, "service_key": SERVICE_KEY, "jwks": [signing.public_jwk()],
         })
+        everyone: list[Subject] = []
         try:
             tokens = TokenFactory(f"{upstream.project_url}/auth/v1", signing, SigningKey.ec())
             everyone = subjects(upstream.project_url, upstream.database_port, function_url,
@@ -498,7 +499,7 @@ def main(argv: list[str] | None = None) -> None:
             chosen = [s for s in everyone if s.name in args.only]
             run(chosen, upstream, other, tokens.es256(uuid.UUID(int=0xB9)), args)
         finally:
-            for subject in everyone if "everyone" in locals() else []:
+            for subject in everyone:
                 subject.stop()
             upstream.stop()
 
