@@ -99,6 +99,15 @@ def as_authenticated(conn: Conn, user_id: UUID) -> Iterator[Conn]:
         yield conn
 
 
+@contextlib.contextmanager
+def as_replica(conn: Conn) -> Iterator[Conn]:
+    """Writes as a logical-replication subscriber applies them (and as a restore that sets it):
+    for one transaction, no ordinary trigger fires."""
+    with conn.transaction():
+        conn.execute("set local session_replication_role = replica")
+        yield conn
+
+
 def explain(
     conn: Conn, statement: sql.Composable, params: Any = None, *, analyze: bool = False
 ) -> dict[str, Any]:

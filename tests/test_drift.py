@@ -8,7 +8,7 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 
-from tests.database import Seeder, nested_plans, scans_of
+from tests.database import Seeder, as_replica, nested_plans, scans_of
 
 DRIFT = "public.call_batch_counters_drift(uuid)"
 
@@ -48,10 +48,9 @@ def test_writes_past_the_triggers_are_found(db: Seeder, batches: tuple[UUID, UUI
                         " where batch_id = %s", (first,))
     finally:
         db.conn.execute("alter table public.campaign_contacts enable trigger user")
-    with db.conn.transaction():
+    with as_replica(db.conn):
         # As a logical-replication subscriber applies a row: whole, its agency included (no
         # trigger fills it in under this setting).
-        db.conn.execute("set local session_replication_role = replica")
         agency = db.conn.execute(
             "select agency_id from public.call_batches where id = %s", (second,)
         ).fetchone()
@@ -69,17 +68,20 @@ def test_writes_past_the_triggers_are_found(db: Seeder, batches: tuple[UUID, UUI
 def test_ledger_rows_of_a_batch_that_does_not_exist_are_found(
     db: Seeder, batches: tuple[UUID, UUID]
 ) -> None:
+    """Written past the ledger's own check, as a replica or a restore under replica would."""
     ghost, agency = uuid4(), db.agency()
-    db.conn.execute(
-        "insert into public.call_batch_counters (batch_id, agency_id, status, delta)"
-        " values (%s, %s, 'pending', 3)", (ghost, agency),
-    )
-    # Even rows that add up to nothing: they belong to no batch.
-    empty = uuid4()
-    db.conn.execute(
-        "insert into public.call_batch_counters (batch_id, agency_id, status, delta)"
-        " values (%s, %s, 'failed', 2), (%s, %s, 'failed', -2)", (empty, agency, empty, agency),
-    )
+    with as_replica(db.conn):
+        db.conn.execute(
+            "insert into public.call_batch_counters (batch_id, agency_id, status, delta)"
+            " values (%s, %s, 'pending', 3)", (ghost, agency),
+        )
+        # Even rows that add up to nothing: they belong to no batch.
+        empty = uuid4()
+        db.conn.execute(
+            "insert into public.call_batch_counters (batch_id, agency_id, status, delta)"
+            " values (%s, %s, 'failed', 2), (%s, %s, 'failed', -2)",
+            (empty, agency, empty, agency),
+        )
     assert drift(db.conn) == sorted([(ghost, "pending", 0, 3, False),
                                      (empty, "failed", 0, 0, False)])
 

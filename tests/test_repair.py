@@ -13,7 +13,7 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 
-from tests.database import Seeder
+from tests.database import Seeder, as_replica
 from tests.test_drift import drift
 
 STATUSES = ("pending", "queued", "in_progress", "completed", "failed", "skipped")
@@ -39,10 +39,11 @@ def drifted(db: Seeder) -> tuple[UUID, UUID, UUID]:
     finally:
         db.conn.execute("alter table public.campaign_contacts enable trigger user")
     ghost = uuid4()
-    db.conn.execute(
-        "insert into public.call_batch_counters (batch_id, agency_id, status, delta)"
-        " values (%s, %s, 'pending', 3)", (ghost, agency_id),
-    )
+    with as_replica(db.conn):
+        db.conn.execute(
+            "insert into public.call_batch_counters (batch_id, agency_id, status, delta)"
+            " values (%s, %s, 'pending', 3)", (ghost, agency_id),
+        )
     assert {row[0] for row in drift(db.conn)} == {first, second, ghost}
     return first, second, ghost
 
