@@ -52,6 +52,8 @@ DRIFT = "supabase/migrations/20261203000200_counters_drift.sql"
 DRIFT_TESTS = ("tests/test_drift.py",)
 REPAIR = "supabase/migrations/20261203000300_counters_repair.sql"
 REPAIR_TESTS = ("tests/test_repair.py",)
+LEDGER_CHECK = "supabase/migrations/20261205000000_counters_of_existing_batches.sql"
+DOWN = "supabase/rollback/20261129000000_call_batch_counters.down.sql"
 
 MUTANTS = (
     # The survivors of the issue's round.
@@ -327,6 +329,19 @@ MUTANTS = (
     Mutant("PostgREST not asked ahead", SUPABASE,
            "self.client.session.head(", "(lambda *_, **__: None)(",
            ("tests/test_supabase_store.py",)),
+    # Issue 13: a ledger row of an existing batch, the recipes, the down script.
+    Mutant("ledger check never fires", LEDGER_CHECK, "when (pg_trigger_depth() = 0)",
+           "when (false)", ("tests/test_ledger_batches.py", "tests/test_recipes.py")),
+    Mutant("ledger check passes everything", LEDGER_CHECK, "if not exists (",
+           "if false and exists (", ("tests/test_ledger_batches.py",)),
+    Mutant("down script leaves the ledger", DOWN, "drop table public.call_batch_counters;", "",
+           ("tests/test_rollback.py",)),
+    Mutant("down view counts every status as queued", DOWN,
+           "(count(*) filter (where cc.status = 'queued'))::integer as queued",
+           "count(*)::integer as queued", ("tests/test_rollback.py",)),
+    Mutant("splinter's GraphQL lints left guarded", "tests/test_splinter.py",
+           'return setting, query.replace(GRAPHQL_GUARD, "")', "return setting, query",
+           ("tests/test_splinter.py",)),
 )
 
 
