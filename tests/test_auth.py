@@ -203,6 +203,28 @@ def test_token_without_kid(verifier: TokenVerifier, tokens: TokenFactory) -> Non
     assert auth_error(verifier, token) == "Token has no key id"
 
 
+@pytest.mark.parametrize(
+    ("kid", "message"),
+    # PyJWT refuses a header whose kid is not a string; an empty one is ours to refuse.
+    [(123, "Token is malformed"), (["x"], "Token is malformed"), ({}, "Token is malformed"),
+     (None, "Token is malformed"), ("", "Token has no key id")],
+)
+def test_a_key_id_that_is_not_a_name_is_refused_before_any_lookup(
+    verifier: TokenVerifier, tokens: TokenFactory, kid: object, message: str
+) -> None:
+    """A header is the attacker's JSON: a kid that is not a non-empty string is no key id."""
+    header = b64(json.dumps({"alg": "ES256", "typ": "JWT", "kid": kid}).encode())
+    payload = b64(json.dumps(tokens.claims(USER)).encode())
+    assert auth_error(verifier, f"{header}.{payload}.{b64(b'x' * 64)}") == message
+
+
+@pytest.mark.parametrize("jti", [123, ["x"], {"a": 1}])
+def test_a_claim_pyjwt_refuses_without_a_message_of_ours_is_invalid(
+    verifier: TokenVerifier, tokens: TokenFactory, jti: object
+) -> None:
+    assert auth_error(verifier, tokens.es256(USER, jti=jti)) == "Token is invalid"
+
+
 def test_key_set_is_fetched_once_per_instance(
     verifier: TokenVerifier, tokens: TokenFactory, key_server: KeySetServer
 ) -> None:
@@ -311,6 +333,12 @@ def test_bearer_header_malformed(header: str | None, message: str) -> None:
     with pytest.raises(AuthError) as caught:
         bearer_token(header)
     assert caught.value.message == message
+
+
+@pytest.mark.parametrize("header", ["Bearer  abc.def.ghi", "  Bearer abc.def.ghi  ",
+                                    "Bearer \tabc.def.ghi", "Bearer abc.def.ghi "])
+def test_spaces_around_the_token_are_not_part_of_it(header: str) -> None:
+    assert bearer_token(header) == "abc.def.ghi"
 
 
 @pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER", "bEaReR"])

@@ -148,14 +148,69 @@ def test_the_other_parameters_are_checked_first() -> None:
         parse_query(query(contact_cursor="garbage", contact_offset="x"))
 
 
+def forged(payload: bytes) -> str:
+    """A cursor of any payload with its right digest: the digest needs no secret, so anyone can
+    make one, and every check after it must hold on its own."""
+    return base64.urlsafe_b64encode(payload + cursor._digest(payload)).rstrip(b"=").decode()
+
+
+def payload_of(raw: str) -> bytearray:
+    return bytearray(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))[:-8])
+
+
+# The layout's offsets: version, batch id, status index, flags, microseconds, contact id.
+VERSION, STATUS, FLAGS, MICROS = 0, 17, 18, slice(19, 27)
+
+
 def test_a_timestamp_out_of_pythons_range_is_refused() -> None:
     # Ours never hold one; a hand-made cursor with a valid digest could.
     far = Position(datetime(9999, 12, 31, tzinfo=UTC), uuid4())
     raw = cursor.encode(BATCH, None, far)
-    payload = bytearray(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))[:-8])
-    payload[18:26] = (2**62).to_bytes(8, "big")
-    digest = cursor._digest(bytes(payload))
-    forged = base64.urlsafe_b64encode(bytes(payload) + digest).rstrip(b"=").decode()
+    payload = payload_of(raw)
+    payload[MICROS] = (2**62).to_bytes(8, "big")
     with pytest.raises(CursorError, match="not a valid cursor"):
-        cursor.decode(forged, BATCH, None)
+        cursor.decode(forged(bytes(payload)), BATCH, None)
     assert far.created_at + timedelta(0) == cursor.decode(raw, BATCH, None).created_at
+
+
+def test_the_layout_offsets_are_those_of_a_real_cursor() -> None:
+    """So that the forgeries below change what they say they change."""
+    position = Position(datetime(2025, 1, 15, tzinfo=UTC), uuid4(), tie_follows=True)
+    payload = payload_of(cursor.encode(BATCH, ContactStatus.FAILED, position))
+    micros = (position.created_at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    assert (payload[VERSION], payload[FLAGS]) == (1, 1)
+    assert payload[STATUS] == 1 + list(ContactStatus).index(ContactStatus.FAILED)
+    assert int.from_bytes(payload[MICROS], "big") == micros
+
+
+@pytest.mark.parametrize(
+    ("offset", "value"),
+    [
+        (VERSION, 2),  # a version we do not make
+        (VERSION, 0),
+        (STATUS, len(ContactStatus) + 1),  # one past the last status
+        (STATUS, 255),
+        (FLAGS, 2),  # a flag we do not make
+    ],
+)
+def test_a_forged_field_with_a_right_digest_is_refused(offset: int, value: int) -> None:
+    payload = payload_of(made())
+    payload[offset] = value
+    with pytest.raises(CursorError, match="not a valid cursor"):
+        cursor.decode(forged(bytes(payload)), BATCH, None)
+
+
+@pytest.mark.parametrize(
+    "change", [b"\x00", b"\x00" * 3, b""], ids=["longer", "3-longer", "shorter"]
+)
+def test_a_payload_of_another_length_with_a_right_digest_is_refused(change: bytes) -> None:
+    payload = bytes(payload_of(made()))
+    payload = payload + change if change else payload[:-1]
+    with pytest.raises(CursorError, match="not a valid cursor"):
+        cursor.decode(forged(payload), BATCH, None)
+
+
+@pytest.mark.parametrize("tie_follows", [False, True])
+def test_the_tie_hint_survives_the_round_trip(tie_follows: bool) -> None:
+    position = Position(POSITION.created_at, uuid4(), tie_follows=tie_follows)
+    assert cursor.decode(made(position=position), BATCH, None).tie_follows is tie_follows
