@@ -131,6 +131,7 @@ def test_a_bad_contact_cursor_is_a_400_naming_it(params: dict[str, str], message
     with pytest.raises(ParamError) as raised:
         parse_query(query(**params))
     assert (raised.value.status, raised.value.message) == (400, message)
+    assert raised.value.body().parameter == "contact_cursor"
 
 
 def test_contact_cursor_given_twice_is_a_400() -> None:
