@@ -32,6 +32,12 @@ def test_cors_list_echoes_a_listed_origin() -> None:
     assert headers["Vary"] == "Origin"
 
 
+def test_cors_list_echoes_a_listed_origin_sent_with_a_trailing_slash() -> None:
+    # Browsers send none; some proxies and hand-written clients do.
+    headers = Cors(("https://app.example.com",)).headers("https://app.example.com/")
+    assert headers["Access-Control-Allow-Origin"] == "https://app.example.com/"
+
+
 @pytest.mark.parametrize("origin", [None, "https://evil.example", "https://app.example.com.evil"])
 def test_cors_list_refuses_other_origins(origin: str | None) -> None:
     headers = Cors(("https://app.example.com",)).headers(origin)

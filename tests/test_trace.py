@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from flask import Request, Response
+from werkzeug.test import EnvironBuilder
 
-from calls_batch_get.trace import TraceContext, trace_context
+from calls_batch_get.trace import TraceContext, http_request_field, trace_context
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 
@@ -14,6 +16,10 @@ TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
     [
         (f"00-{TRACE}-00f067aa0ba902b7-01", TraceContext(TRACE, "00f067aa0ba902b7", True)),
         (f"00-{TRACE}-00f067aa0ba902b7-00", TraceContext(TRACE, "00f067aa0ba902b7", False)),
+        # The flags are hex, and only their lowest bit says "sampled".
+        (f"00-{TRACE}-00f067aa0ba902b7-0f", TraceContext(TRACE, "00f067aa0ba902b7", True)),
+        (f"00-{TRACE}-00f067aa0ba902b7-10", TraceContext(TRACE, "00f067aa0ba902b7", False)),
+        (f"00-{TRACE}-00f067aa0ba902b7-fe", TraceContext(TRACE, "00f067aa0ba902b7", False)),
         # A later version may add fields after the flags.
         (f"01-{TRACE}-00f067aa0ba902b7-03-extra", TraceContext(TRACE, "00f067aa0ba902b7", True)),
     ],
@@ -64,3 +70,13 @@ def test_traceparent_wins_and_a_bad_one_falls_back() -> None:
     good = f"00-{TRACE}-00f067aa0ba902b7-01"
     assert trace_context(good, f"{other}/5;o=1") == TraceContext(TRACE, "00f067aa0ba902b7", True)
     assert trace_context("bad", f"{other}/5;o=1") == TraceContext(other, "0000000000000005", True)
+
+
+@pytest.mark.parametrize("protocol", ["HTTP/1.0", "HTTP/1.1", "HTTP/2.0"])
+def test_the_request_log_names_the_protocol_it_came_by(protocol: str) -> None:
+    request = Request(EnvironBuilder(path="/", environ_overrides={"SERVER_PROTOCOL": protocol})
+                      .get_environ())
+    field = http_request_field(request, Response("{}", status=200), 0.0123)
+    assert field["protocol"] == protocol
+    assert field["latency"] == "0.012300s"
+    assert field["status"] == 200
