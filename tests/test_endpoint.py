@@ -147,6 +147,32 @@ def test_200_returns_batch_contacts_and_pagination_as_specified(
     assert b'"progress_percentage":41.0' in response.data
 
 
+def test_the_next_cursor_of_a_filtered_page_opens_the_next_page_of_that_filter(
+    client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter
+) -> None:
+    """What the screen does: follow next_cursor with the same filter. The cursor the function
+    made must be one it accepts for that filter, and carry the last contact's place."""
+    last = contact_row(id="10000000-0000-4000-8000-000000000007", status="queued")
+    route = serve(rest, contacts=[last, contact_row(status="queued")])
+    first = get(client, f"batch_id={BATCH}&contact_status=queued&contact_limit=1", **auth)
+    next_cursor = first.get_json()["contact_pagination"]["next_cursor"]
+    assert next_cursor
+
+    second = get(
+        client, f"batch_id={BATCH}&contact_status=queued&contact_limit=1"
+        f"&contact_cursor={next_cursor}", **auth,
+    )
+    assert second.status_code == 200, second.data
+    params = route.calls.last.request.url.params
+    assert params["contact_status"] == "queued"
+    assert params["after_id"] == last["id"]
+    assert params["after_created_at"].startswith("2025-01-15T10:30:00")
+    # And not one for another filter.
+    other = get(client, f"batch_id={BATCH}&contact_status=failed&contact_cursor={next_cursor}",
+                **auth)
+    assert "another batch or contact_status" in error(other, 400)
+
+
 def test_200_contact_limit_above_200_is_clamped(
     client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter
 ) -> None:
