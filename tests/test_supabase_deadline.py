@@ -13,7 +13,9 @@ from uuid import uuid4
 
 import pytest
 
+from calls_batch_get.instance import create_store
 from calls_batch_get.params import BatchQuery
+from calls_batch_get.settings import load_settings
 from calls_batch_get.store import StoreError
 from calls_batch_get.store.supabase import create_supabase_store
 from tests.tokens import caller_of
@@ -67,4 +69,21 @@ def test_a_trickling_answer_fails_the_read_within_the_budget(trickling_postgrest
     finally:
         store.close()
     assert caught.value.message == "Failed to fetch batch"
+    assert BUDGET - 0.1 <= elapsed <= BUDGET + SLACK
+
+
+def test_the_instances_store_takes_its_budget_from_the_settings(trickling_postgrest: str) -> None:
+    """DB_TIMEOUT_SECONDS, not a default of the store's own, is what the deployed store keeps."""
+    settings = load_settings({
+        "SUPABASE_URL": trickling_postgrest, "SUPABASE_ANON_KEY": "sb_publishable_test",
+        "DB_TIMEOUT_SECONDS": str(BUDGET),
+    })
+    store = create_store(settings)
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreError):
+            store.read(caller_of(uuid4()), BatchQuery(batch_id=uuid4()))
+        elapsed = time.monotonic() - started
+    finally:
+        store.close()
     assert BUDGET - 0.1 <= elapsed <= BUDGET + SLACK
