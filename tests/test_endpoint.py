@@ -526,9 +526,18 @@ def test_one_json_log_line_per_request_without_secrets(
         "GET", 200, "trace-me", USER
     )
     assert isinstance(ok["latency_ms"], float)
+    assert (ok["message"], denied["message"]) == ("GET 200", "GET 401")
+    # The two spellings of one latency agree (milliseconds rounded to hundredths).
+    for line in lines:
+        seconds = float(line["httpRequest"]["latency"].removesuffix("s"))
+        assert line["latency_ms"] > 0
+        assert abs(line["latency_ms"] - seconds * 1000) <= 0.011
     assert denied["severity"] == "WARNING"
     assert (denied["status"], denied["user_id"]) == (401, None)
     assert denied["error"] == "Missing authorization header"
+    # A caller's mistake has no cause to look into; nor has a success.
+    assert "cause" not in denied
+    assert "cause" not in ok
     text = json.dumps(lines)
     token = auth["Authorization"].split()[1]
     for secret in (token, "+1555", "john@example.com", ANON_KEY):
