@@ -8,8 +8,8 @@ migrations (bench/scale_data.py), in an agency that also has 1,000 small batches
   role and claims set or not), request by request in alternation, with the median of the pairs'
   ratios (goal <= 1.2); the direct store as it ships (its own role); and supabase-py through the
   PostgREST stand-in (as the caller); with each case's growth from the smallest size;
-- writes: status-update throughput by 4 writers on one batch with the counter triggers and
-  without (alternating rounds);
+- writes: status-update throughput by 4 writers on one batch with every trigger, without the
+  ledger's batch check, and without the counters' update trigger (alternating rounds);
 - HTTP: requests per second and the server's CPU per request, 8 keep-alive clients polling the
   100k batch's first page, of the function on each store (supabase-py through the stand-in over
   real HTTP) and of a bare functions-framework function running the same read

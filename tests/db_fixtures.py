@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -57,17 +58,18 @@ def db_server_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def fresh_database(db_server_url: str) -> Iterator[Callable[[], str]]:
-    """Makes a new, migrated, empty database and returns its URL; all are dropped at the end.
-    Each has Supabase's default privileges before the migrations, as a project's has."""
+def fresh_database(db_server_url: str) -> Iterator[Callable[..., str]]:
+    """Makes a new, empty database with the given migrations (default: every one; ``[]``: none)
+    and returns its URL; all are dropped at the end. Each has Supabase's default privileges
+    before the migrations, as a project's has."""
     names: list[str] = []
 
-    def make() -> str:
+    def make(files: Sequence[Path] | None = None) -> str:
         name = f"calls_batch_get_test_{uuid.uuid4().hex[:12]}"
         url = create_database(db_server_url, name)
         names.append(name)
         supabase_default_privileges(url)
-        apply_migrations(url)
+        apply_migrations(url, files)
         return url
 
     yield make

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import random
 import threading
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -16,7 +15,7 @@ import psycopg
 import pytest
 
 from scripts import demo_data
-from scripts.localdb import apply_migrations, create_database, drop_database, migration_files
+from scripts.localdb import apply_migrations, migration_files
 from tests.database import T0, Seeder, as_authenticated
 
 STATUSES = ("pending", "queued", "in_progress", "completed", "failed", "skipped")
@@ -391,14 +390,8 @@ def test_the_ledger_adds_no_deadlock(db: Seeder, busy: tuple[str, list[UUID]]) -
 
 
 @pytest.fixture
-def database_at_first_migration(db_server_url: str) -> Iterator[str]:
-    name = f"calls_batch_get_upgrade_{uuid.uuid4().hex[:12]}"
-    url = create_database(db_server_url, name)
-    try:
-        apply_migrations(url, migration_files()[:1])
-        yield url
-    finally:
-        drop_database(db_server_url, name)
+def database_at_first_migration(fresh_database: Callable[..., str]) -> str:
+    return fresh_database(migration_files()[:1])
 
 
 def test_the_migration_alone_upgrades_a_database_with_data(

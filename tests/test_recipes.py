@@ -6,7 +6,6 @@ work do instead (refused, or found by the drift function and fixed by the rebuil
 from __future__ import annotations
 
 import subprocess
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,6 @@ from typing import Any
 import psycopg
 import pytest
 
-from scripts.localdb import create_database, drop_database, supabase_default_privileges
 from tests.database import Seeder
 from tests.test_drift import drift
 
@@ -70,13 +68,14 @@ def target(fresh_database: Callable[[], str]) -> str:
     return fresh_database()
 
 
-def psql_restore(url: str, dump: Path, *before: str) -> subprocess.CompletedProcess[str]:
-    """As Supabase's restore guide runs psql: one transaction, stopping at the first error."""
+def psql_file(url: str, script: Path, *before: str) -> subprocess.CompletedProcess[str]:
+    """A script (a dump, a down script) run as Supabase's restore guide runs psql: one
+    transaction, stopping at the first error; ``before`` are statements run first in it."""
     commands: list[str] = []
     for statement in before:
         commands += ["--command", statement]
     return run("psql", "--dbname", url, "--single-transaction", "--variable", "ON_ERROR_STOP=1",
-               "--quiet", *commands, "--file", dump)
+               "--quiet", *commands, "--file", script)
 
 
 def dump(source: str, path: Path, *flags: str) -> Path:
@@ -86,18 +85,13 @@ def dump(source: str, path: Path, *flags: str) -> Path:
 
 
 def test_a_full_dump_restored_into_an_empty_database_keeps_the_counters(
-    source: str, db_server_url: str, tmp_path: Path
+    source: str, fresh_database: Callable[..., str], tmp_path: Path
 ) -> None:
-    name = f"calls_batch_get_restore_{uuid.uuid4().hex[:12]}"
-    empty = create_database(db_server_url, name)
-    try:
-        supabase_default_privileges(empty)
-        done = psql_restore(empty, dump(source, tmp_path / "full.sql"))
-        assert done.returncode == 0, done.stderr
-        assert counters(empty) == counters(source)
-        assert drift_of(empty) == []
-    finally:
-        drop_database(db_server_url, name)
+    empty = fresh_database([])
+    done = psql_file(empty, dump(source, tmp_path / "full.sql"))
+    assert done.returncode == 0, done.stderr
+    assert counters(empty) == counters(source)
+    assert drift_of(empty) == []
 
 
 @pytest.mark.parametrize("custom_format", [False, True], ids=["plain", "custom"])
@@ -110,7 +104,7 @@ def test_data_only_without_the_ledger_with_triggers_on_books_it_afresh(
         done = run("pg_restore", "--dbname", target, "--data-only", "--single-transaction",
                    "--exit-on-error", path)
     else:
-        done = psql_restore(target, dump(source, tmp_path / "data.sql", *flags))
+        done = psql_file(target, dump(source, tmp_path / "data.sql", *flags))
     assert done.returncode == 0, done.stderr
     assert counters(target) == counters(source)
     assert drift_of(target) == []
@@ -122,7 +116,7 @@ def test_data_only_with_the_ledger_under_replica_loads_it_as_dumped(
     """Supabase's own way (``supabase db dump --data-only``, restored after ``set
     session_replication_role = replica``): no trigger fires, so the ledger must come along."""
     path = dump(source, tmp_path / "data.sql", "--data-only")
-    done = psql_restore(target, path, "set session_replication_role = replica")
+    done = psql_file(target, path, "set session_replication_role = replica")
     assert done.returncode == 0, done.stderr
     assert counters(target) == counters(source)
     assert drift_of(target) == []
@@ -133,7 +127,7 @@ def test_data_only_with_the_ledger_and_triggers_on_is_refused_not_doubled(
 ) -> None:
     """The contacts' load would book them and the dumped ledger load on top (the issue's
     doubled counters): the ledger loads before the batches, and its check refuses it."""
-    done = psql_restore(target, dump(source, tmp_path / "data.sql", "--data-only"))
+    done = psql_file(target, dump(source, tmp_path / "data.sql", "--data-only"))
     assert done.returncode != 0
     assert "does not exist" in done.stderr
     assert counters(target) == []
@@ -143,7 +137,7 @@ def test_data_only_without_the_ledger_under_replica_is_found_and_repaired(
     source: str, target: str, tmp_path: Path
 ) -> None:
     path = dump(source, tmp_path / "data.sql", "--data-only", f"--exclude-table-data={LEDGER}")
-    done = psql_restore(target, path, "set session_replication_role = replica")
+    done = psql_file(target, path, "set session_replication_role = replica")
     assert done.returncode == 0, done.stderr
     found = drift_of(target)
     assert {row[0] for row in found} == {row[0] for row in counters(source)}

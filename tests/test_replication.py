@@ -10,14 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from scripts.localdb import (
-    EmbeddedPostgres,
-    apply_migrations,
-    create_database,
-    embedded_postgres,
-    supabase_default_privileges,
-    supabase_roles,
-)
+from scripts.localdb import EmbeddedPostgres, embedded_postgres, supabase_project
 from tests.database import Seeder, poll
 from tests.test_drift import drift
 
@@ -25,6 +18,7 @@ from tests.test_drift import drift
 # subscriber's apply runs under session_replication_role = replica: no trigger books anything).
 TABLES = ("agencies", "users", "campaigns", "agent_mappings", "call_batches",
           "campaign_contacts", "call_batch_counters")
+PASSWORD = "replication-test-password"
 SUMMARY = ("select id, total_contacts, queued, in_progress, completed, failed"
            " from public.v_call_batch_summary order by id")
 
@@ -35,15 +29,7 @@ def server() -> Iterator[EmbeddedPostgres]:
         with psycopg.connect(server.url, autocommit=True) as conn:
             conn.execute("alter system set wal_level = logical")
         server.restart()
-        supabase_roles(server.url)
         yield server
-
-
-def project_database(server: EmbeddedPostgres, name: str) -> str:
-    url = create_database(server.url, name)
-    supabase_default_privileges(url)
-    apply_migrations(url)
-    return url
 
 
 def summary(url: str) -> list[tuple[Any, ...]]:
@@ -72,8 +58,8 @@ def write_some(conn: psycopg.Connection[Any]) -> None:
 def replicate(server: EmbeddedPostgres, tag: str, tables: tuple[str, ...]) -> tuple[str, str]:
     """A publisher with data, a subscriber of ``tables``, more writes after the initial copy;
     returns both URLs once the subscriber has caught up."""
-    publisher = project_database(server, f"publisher_{tag}")
-    subscriber = project_database(server, f"subscriber_{tag}")
+    publisher = supabase_project(server.url, f"publisher_{tag}", PASSWORD).url
+    subscriber = supabase_project(server.url, f"subscriber_{tag}", PASSWORD).url
     names = ", ".join(f"public.{t}" for t in tables)
     with psycopg.connect(publisher, autocommit=True) as pub:
         write_some(pub)
