@@ -99,3 +99,10 @@ def make_app(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Iterator[A
     yield make
     for handler in handlers:
         handler.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # `-m "not database"` is the suite that needs no PostgreSQL (mutation testing's fast path).
+    for item in items:
+        if "db_server_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.database)

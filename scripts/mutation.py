@@ -1,0 +1,178 @@
+"""Mutation testing with mutmut, as configured in pyproject.toml's ``[tool.mutmut]``.
+
+    .venv/bin/python -m scripts.mutation [--pure] [--fresh] [MODULE ...]
+
+MODULE is a module of the package (``auth``, ``store.postgres``); none means all of them.
+``--pure`` is the fast path: the modules that need no database, against the tests that need no
+database. ``--fresh`` forgets earlier results (a run otherwise re-tests only what changed).
+
+One embedded PostgreSQL serves every mutant's test session (``TEST_DATABASE_URL``, unless that
+is set already), so that a mutant costs its tests, not a server's start. At the end the script
+prints the score per module, counting as equivalent the mutants that
+``[tool.calls-batch-get.equivalent-mutants]`` names, each with the reason it changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from scripts.localdb import embedded_postgres  # noqa: E402 - after the path is set
+
+PACKAGE = "calls_batch_get"
+MUTANTS_DIR = REPO_ROOT / "mutants"
+# Which kind of run left mutants/: results of a --pure run would stand in a full one.
+MODE_FILE = MUTANTS_DIR / ".calls-batch-get-mode"
+# The modules whose tests need no database (the stores, the handler and the instance do).
+PURE = ("auth", "cursor", "deadline", "errors", "http", "keyset", "lazy", "log", "params",
+        "settings", "trace")
+# mutmut's exit codes (mutmut.stats.status_by_exit_code) of the verdicts that kill a mutant.
+KILLED_STATUSES = frozenset({"killed", "timeout", "caught by type check", "segfault"})
+
+
+@dataclass
+class Tally:
+    statuses: Counter[str] = field(default_factory=Counter)
+    equivalent: int = 0
+    survivors: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.statuses.values())
+
+    @property
+    def killed(self) -> int:
+        return sum(n for status, n in self.statuses.items() if status in KILLED_STATUSES)
+
+    @property
+    def score(self) -> float:
+        counted = self.total - self.equivalent
+        return 100.0 * self.killed / counted if counted else 100.0
+
+
+def equivalent_mutants() -> dict[str, str]:
+    with (REPO_ROOT / "pyproject.toml").open("rb") as file:
+        tool = tomllib.load(file)["tool"]
+    listed: dict[str, str] = tool.get("calls-batch-get", {}).get("equivalent-mutants", {})
+    return listed
+
+
+def module_of(mutant: str) -> str:
+    """``calls_batch_get.store.postgres.xǁPostgresStoreǁread__mutmut_3`` -> ``store.postgres``."""
+    dotted = mutant.removeprefix(f"{PACKAGE}.").split(".")
+    return ".".join(dotted[:-1])
+
+
+def results() -> dict[str, str]:
+    """Every mutant's verdict, read from the ``.meta`` files mutmut writes next to each module."""
+    from mutmut.stats import status_by_exit_code
+
+    verdicts: dict[str, str] = {}
+    for meta in sorted(MUTANTS_DIR.rglob("*.py.meta")):
+        exit_codes: Mapping[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
+        for name, code in exit_codes.items():
+            verdicts[name] = status_by_exit_code[code]
+    return verdicts
+
+
+def tally(verdicts: Mapping[str, str], equivalent: Mapping[str, str],
+          modules: list[str]) -> dict[str, Tally]:
+    tallies: dict[str, Tally] = {}
+    for name, status in sorted(verdicts.items()):
+        module = module_of(name)
+        if modules and module not in modules:
+            continue
+        entry = tallies.setdefault(module, Tally())
+        entry.statuses[status] += 1
+        if status in KILLED_STATUSES:
+            continue
+        if name in equivalent:
+            entry.equivalent += 1
+        else:
+            entry.survivors.append(name)
+    return tallies
+
+
+def report(tallies: Mapping[str, Tally], verdicts: Mapping[str, str],
+           equivalent: Mapping[str, str]) -> None:
+    print(f"\n{'module':16} {'mutants':>7} {'killed':>6} {'equiv.':>6} {'left':>5} {'score':>7}")
+    whole = Tally()
+    for module, entry in sorted(tallies.items()):
+        print(f"{module:16} {entry.total:7} {entry.killed:6} {entry.equivalent:6} "
+              f"{len(entry.survivors):5} {entry.score:6.1f}%")
+        whole.statuses.update(entry.statuses)
+        whole.equivalent += entry.equivalent
+        whole.survivors += entry.survivors
+    print(f"{'all':16} {whole.total:7} {whole.killed:6} {whole.equivalent:6} "
+          f"{len(whole.survivors):5} {whole.score:6.1f}%")
+    for name in whole.survivors:
+        print(f"  {verdicts[name]:10} {name}")
+    # A listed mutant that is killed now, or gone, is a stale entry: say so, so the list stays true.
+    for name in equivalent:
+        status = verdicts.get(name, "gone")
+        if status in KILLED_STATUSES | {"gone"}:
+            print(f"  listed as equivalent but {status}: {name}")
+
+
+@contextlib.contextmanager
+def database_server() -> Iterator[str]:
+    configured = os.environ.get("TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    with embedded_postgres() as server:
+        yield server.url
+
+
+def prepare(mode: str, fresh: bool) -> None:
+    recorded = MODE_FILE.read_text() if MODE_FILE.exists() else None
+    if fresh or (recorded is not None and recorded != mode):
+        shutil.rmtree(MUTANTS_DIR, ignore_errors=True)
+    MUTANTS_DIR.mkdir(exist_ok=True)
+    MODE_FILE.write_text(mode)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("modules", nargs="*", help="modules of the package (default: all)")
+    parser.add_argument("--pure", action="store_true", help="only what needs no database")
+    parser.add_argument("--fresh", action="store_true", help="forget earlier results")
+    args = parser.parse_args(argv)
+    modules: list[str] = args.modules or (list(PURE) if args.pure else [])
+    prepare("pure" if args.pure else "full", args.fresh)
+
+    env = dict(os.environ)
+    if args.pure:
+        # The conftest marks every test that needs the database server.
+        env["PYTEST_ADDOPTS"] = f"{env.get('PYTEST_ADDOPTS', '')} -m 'not database'".strip()
+    globs = [f"{PACKAGE}.{module}.*" for module in modules]
+    mutmut = Path(sys.executable).with_name("mutmut")
+    with database_server() as url:
+        env["TEST_DATABASE_URL"] = url
+        run = subprocess.run([str(mutmut), "run", *globs], cwd=REPO_ROOT, env=env, check=False)
+    if run.returncode != 0:
+        return run.returncode
+
+    verdicts = results()
+    equivalent = equivalent_mutants()
+    tallies = tally(verdicts, equivalent, modules)
+    report(tallies, verdicts, equivalent)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
