@@ -3,10 +3,13 @@ what an instance builds once, the headers of every kind of response, and the log
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import logging
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -15,7 +18,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from tests.conftest import ROOT, AppFactory
-from tests.database import Seeder, backend_pids
+from tests.database import Seeder, backend_pids, poll
 from tests.function_process import free_port
 from tests.tokens import KeySetServer, TokenFactory
 
@@ -64,6 +67,28 @@ def test_store_and_key_set_are_built_once_per_instance(
     # request would fetch the keys and open a pool (and a connection) each time.
     assert key_server.fetches == 1
     assert len(backend_pids(db.conn) - earlier) == 1
+
+
+def test_an_instance_closes_its_pool_when_its_process_exits(
+    make_app: AppFactory, function_url: str, db: Seeder, tokens: TokenFactory,
+    batch: tuple[UUID, UUID], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What the process would run at its exit, run here instead (the process is this test's).
+    at_exit: list[Callable[[], object]] = []
+    monkeypatch.setattr(
+        atexit, "register", lambda fn, *args: at_exit.append(functools.partial(fn, *args))
+    )
+    earlier = backend_pids(db.conn)
+    client = make_app(DATABASE_URL=function_url)
+    user_id, batch_id = batch
+    assert get(client, f"batch_id={batch_id}", tokens.es256(user_id)).status_code == 200
+    opened = backend_pids(db.conn) - earlier
+    assert opened, "the request opened no connection"
+
+    for exit_function in at_exit:
+        exit_function()
+    # A server process ends a moment after its client left, not at once.
+    assert poll(lambda: not backend_pids(db.conn) & opened) is not None
 
 
 @pytest.mark.parametrize(
