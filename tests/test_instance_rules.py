@@ -7,6 +7,7 @@ import atexit
 import functools
 import json
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,6 +18,7 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from calls_batch_get.handler import Handler
 from tests.conftest import ROOT, AppFactory
 from tests.database import Seeder, backend_pids, poll
 from tests.function_process import free_port
@@ -89,6 +91,53 @@ def test_an_instance_closes_its_pool_when_its_process_exits(
         exit_function()
     # A server process ends a moment after its client left, not at once.
     assert poll(lambda: not backend_pids(db.conn) & opened) is not None
+
+
+def test_a_forked_worker_warms_up_before_its_first_request(
+    make_app: AppFactory, function_url: str, db: Seeder, key_server: KeySetServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What os.fork would run in gunicorn's worker, run here instead.
+    after_fork: list[Callable[[], object]] = []
+    monkeypatch.setattr(
+        os, "register_at_fork", lambda *, after_in_child: after_fork.append(after_in_child)
+    )
+    earlier = backend_pids(db.conn)
+    make_app(DATABASE_URL=function_url)
+    # Nothing in the arbiter, which never serves: its connections and threads would be lost.
+    assert key_server.fetches == 0
+    assert not backend_pids(db.conn) - earlier
+
+    (in_the_worker,) = after_fork
+    in_the_worker()
+    assert poll(lambda: key_server.fetches == 1 and backend_pids(db.conn) - earlier) is not None
+
+
+def test_a_failed_warm_up_is_one_log_line_without_its_text(
+    make_app: AppFactory, function_url: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    after_fork: list[Callable[[], object]] = []
+    monkeypatch.setattr(
+        os, "register_at_fork", lambda *, after_in_child: after_fork.append(after_in_child)
+    )
+    make_app(DATABASE_URL=function_url)
+
+    def broken(_: object) -> None:
+        raise RuntimeError("text that may hold a secret")
+
+    monkeypatch.setattr(Handler, "warm", broken)
+    (in_the_worker,) = after_fork
+    capsys.readouterr()
+    in_the_worker()
+    lines: list[dict[str, Any]] = []
+
+    def logged() -> bool:
+        lines.extend(json.loads(line) for line in capsys.readouterr().out.splitlines())
+        return bool(lines)
+
+    assert poll(logged) is not None
+    assert lines == [{"severity": "WARNING", "message": "warm-up failed", "cause": "RuntimeError"}]
 
 
 @pytest.mark.parametrize(

@@ -18,8 +18,10 @@ nothing but Flush messages.
 
 from __future__ import annotations
 
+import json
 import selectors
 import socket
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from uuid import UUID, uuid4
@@ -27,10 +29,11 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 
+from calls_batch_get.log import configure
 from calls_batch_get.models import ContactStatus
 from calls_batch_get.params import BatchQuery
 from calls_batch_get.store import BatchRead
-from calls_batch_get.store.postgres import PostgresStore
+from calls_batch_get.store.postgres import CLIENT_GRACE_SECONDS, PostgresStore
 from tests.database import Seeder
 from tests.tokens import caller_of
 from tests.wire_proxy import FLUSH, WireProxy, _Link, proxied_url
@@ -94,6 +97,47 @@ def test_the_proxy_counts_one_flight_per_wait_for_the_server(
             conn.execute("select 2")
         assert proxy.round_trips() == {0: 1}, proxy.runs()
         assert_only_flushes_went_unanswered(proxy)
+
+
+def test_a_warmed_store_answers_its_first_read_in_one_round_trip(
+    db: Seeder, proxied_store: PostgresStore, proxy: WireProxy
+) -> None:
+    agency_id, user_id = db.agency_with_user()
+    batch_id = db.batch(agency_id)
+    proxied_store.warm()
+    assert proxy.accepted == 1
+    proxy.mark()
+    proxied_store.warm()  # warm already: nothing is sent again
+    assert proxy.runs() == {}
+
+    # The connection and the role check were the warm-up's: the first read is its statement.
+    read = proxied_store.read(caller_of(user_id), BatchQuery(batch_id=batch_id))
+    assert read.batch is not None
+    assert proxy.round_trips() == {0: 1}, proxy.runs()
+    assert proxy.accepted == 1
+
+
+def test_warming_a_frozen_server_gives_up_in_time_and_only_logs(
+    function_url: str, proxy: WireProxy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure("INFO")
+    store = PostgresStore(proxied_url(function_url, proxy.port), 1.0)
+    try:
+        proxy.freeze()
+        started = time.monotonic()
+        store.warm()
+        took = time.monotonic() - started
+        lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        proxy.thaw()
+    finally:
+        store.close()
+    # The store's budget, and the watchdog's grace on top of it: never the request path's.
+    assert took < 1.0 + CLIENT_GRACE_SECONDS + 1.0
+    warnings = [line for line in lines if line["message"].startswith("could not open")]
+    assert [(line["severity"], line["message"]) for line in warnings] == [
+        ("WARNING", "could not open a database connection ahead of the first request")
+    ]
+    assert warnings[0]["cause"]
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import base64
+import json
+
 import jwt
 import pytest
 
@@ -7,6 +10,12 @@ from calls_batch_get.settings import SettingsError, load_settings
 
 ANON_KEY = "sb_publishable_abc"
 BASE = {"SUPABASE_URL": "https://abc.supabase.co/", "SUPABASE_ANON_KEY": ANON_KEY}
+
+
+def unsigned_jwt(payload: object) -> str:
+    """Three dot-separated parts, the middle one base64url JSON (unpadded, as in a JWT)."""
+    body = base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode()
+    return f"eyJhbGciOiJIUzI1NiJ9.{body}.c2lnbmF0dXJl"
 
 
 def legacy_key(role: str) -> str:
@@ -82,6 +91,10 @@ def test_the_anon_or_publishable_key_is_taken(key: str) -> None:
         (legacy_key("authenticated"), "SUPABASE_ANON_KEY is a key of the role 'authenticated'"),
         ("not-a-key", "SUPABASE_ANON_KEY must be the project's publishable key"),
         ("a.b.c", "SUPABASE_ANON_KEY must be the project's publishable key"),
+        # JWT-shaped, but its payload names no role: refused as such, not by a crash.
+        (unsigned_jwt([1, 2]), "SUPABASE_ANON_KEY is a key of the role '(none)'"),
+        (unsigned_jwt({"ref": "abc"}), "SUPABASE_ANON_KEY is a key of the role '(none)'"),
+        (unsigned_jwt({"role": 7}), "SUPABASE_ANON_KEY is a key of the role '(none)'"),
     ],
 )
 def test_a_key_that_reads_past_the_policies_stops_the_start(key: str, needle: str) -> None:

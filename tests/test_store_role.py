@@ -106,3 +106,19 @@ def test_the_functions_own_role_serves(db: Seeder, pg_store: PostgresStore) -> N
     batch_id = db.batch(agency_id)
     assert pg_store.read(caller_of(user_id), BatchQuery(batch_id=batch_id)).batch is not None
     assert backend_pids(db.conn)
+
+
+def test_warming_judges_the_role_once_and_the_reads_stay_refused(
+    read_as: Callable[[str], PostgresStore], capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure("INFO")
+    store = read_as("rc_superuser")
+    store.warm()  # ahead of any request: refused then, logged then, and never raised
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(line["severity"], line["message"]) for line in lines] == [
+        ("ERROR", "the direct store refuses to serve: the database role rc_superuser is a"
+         " superuser: connect as the role the migrations create for it (README, Deployment)")
+    ]
+    store.warm()
+    assert isinstance(refusal(store).__cause__, RoleRefused)
+    assert capsys.readouterr().out == ""
