@@ -19,7 +19,7 @@ export interface paths {
         /**
          * CORS preflight
          * @description Needs no token. Other methods than GET and OPTIONS are 405 `method_not_allowed` with
-         *     `Allow: GET, OPTIONS`.
+         *     `Allow: GET, OPTIONS`, before any other check: `#/components/responses/MethodNotAllowed`.
          */
         options: operations["preflightCallBatch"];
         head?: never;
@@ -35,25 +35,30 @@ export interface components {
             id: string;
             /** Format: uuid */
             agency_id: string;
+            /** Format: uuid */
             campaign_id: string | null;
             campaign_name: string | null;
+            /** Format: uuid */
             agent_mapping_id: string | null;
             agent_name: string | null;
             from_number: string | null;
-            status: string;
+            status: components["schemas"]["BatchStatus"];
             total_contacts: number;
             queued: number;
             in_progress: number;
             completed: number;
             failed: number;
             skipped: number;
+            /** @description Completed, failed and skipped contacts as a percentage of all, rounded to one decimal (0 for a batch without contacts). */
             progress_percentage: number;
             remaining_count: number;
             calls_per_minute: number | null;
             max_concurrent: number | null;
+            /** Format: date-time */
             scheduled_for: string | null;
             /** Format: date-time */
             created_at: string;
+            /** Format: date-time */
             started_at: string | null;
         };
         BatchDetail: {
@@ -61,6 +66,11 @@ export interface components {
             contacts: components["schemas"]["Contact"][];
             contact_pagination: components["schemas"]["ContactPagination"];
         };
+        /**
+         * @description The batch's state, as the call_batches table constrains it.
+         * @enum {string}
+         */
+        BatchStatus: "draft" | "scheduled" | "processing" | "paused" | "completed" | "cancelled" | "failed";
         Contact: {
             /** Format: uuid */
             id: string;
@@ -69,14 +79,19 @@ export interface components {
             last_name: string | null;
             email: string | null;
             company: string | null;
+            title: string | null;
             status: components["schemas"]["ContactStatus"];
+            /** Format: uuid */
             call_id: string | null;
             attempts: number;
             max_attempts: number;
+            /** @description What the dialer recorded of the last call, as it wrote it. Free text, not an enumeration, for the database does not constrain it. */
             outcome: string | null;
             duration_seconds: number | null;
             outcome_notes: string | null;
+            /** Format: date-time */
             last_attempt_at: string | null;
+            /** Format: date-time */
             completed_at: string | null;
             custom_data: {
                 [key: string]: unknown;
@@ -107,10 +122,27 @@ export interface components {
             parameter: string;
         };
     };
-    responses: never;
+    responses: {
+        /** @description A method other than GET and OPTIONS (HEAD too, which gets no body). */
+        MethodNotAllowed: {
+            headers: {
+                Allow: components["headers"]["Allow"];
+                "X-Request-Id": components["headers"]["X-Request-Id"];
+                "Cache-Control": components["headers"]["Cache-Control"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"] & {
+                    /** @enum {unknown} */
+                    code: "method_not_allowed";
+                };
+            };
+        };
+    };
     parameters: never;
     requestBodies: never;
     headers: {
+        Allow: "GET, OPTIONS";
         /** @description A strong validator of the body; send it back in `If-None-Match`. */
         ETag: string;
         /** @description The caller's request id when it was sane, else a new UUID. Quoted in the log. */
@@ -122,6 +154,22 @@ export interface components {
     };
     pathItems: never;
 }
+export type Batch = components['schemas']['Batch'];
+export type BatchDetail = components['schemas']['BatchDetail'];
+export type BatchStatus = components['schemas']['BatchStatus'];
+export type Contact = components['schemas']['Contact'];
+export type ContactPagination = components['schemas']['ContactPagination'];
+export type ContactStatus = components['schemas']['ContactStatus'];
+export type ErrorBody = components['schemas']['ErrorBody'];
+export type ErrorCode = components['schemas']['ErrorCode'];
+export type ParameterErrorBody = components['schemas']['ParameterErrorBody'];
+export type ResponseMethodNotAllowed = components['responses']['MethodNotAllowed'];
+export type HeaderAllow = components['headers']['Allow'];
+export type HeaderETag = components['headers']['ETag'];
+export type HeaderXRequestId = components['headers']['X-Request-Id'];
+export type HeaderCacheControl = components['headers']['Cache-Control'];
+export type HeaderAccessControlExposeHeaders = components['headers']['Access-Control-Expose-Headers'];
+export type HeaderWwwAuthenticate = components['headers']['WWW-Authenticate'];
 export type $defs = Record<string, never>;
 export interface operations {
     getCallBatch: {
@@ -190,9 +238,9 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ParameterErrorBody"] & {
                         /** @enum {unknown} */
-                        code?: "invalid_parameter";
+                        code: "invalid_parameter";
                         /** @enum {unknown} */
-                        parameter?: "batch_id" | "contact_status" | "contact_limit" | "contact_offset" | "contact_cursor";
+                        parameter: "batch_id" | "contact_status" | "contact_limit" | "contact_offset" | "contact_cursor";
                     };
                 };
             };
@@ -212,7 +260,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ErrorBody"] & {
                         /** @enum {unknown} */
-                        code?: "missing_token" | "invalid_token" | "token_expired";
+                        code: "missing_token" | "invalid_token" | "token_expired";
                     };
                 };
             };
@@ -226,7 +274,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ErrorBody"] & {
                         /** @enum {unknown} */
-                        code?: "no_agency";
+                        code: "no_agency";
                     };
                 };
             };
@@ -240,7 +288,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ErrorBody"] & {
                         /** @enum {unknown} */
-                        code?: "batch_not_found";
+                        code: "batch_not_found";
                     };
                 };
             };
@@ -254,7 +302,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ErrorBody"] & {
                         /** @enum {unknown} */
-                        code?: "database_error" | "auth_unavailable" | "internal_error";
+                        code: "database_error" | "auth_unavailable" | "internal_error";
                     };
                 };
             };
