@@ -1,11 +1,14 @@
 """Takes docs/batch-screen.png, the README's picture: ./run.sh with its demo data, and the
 batch screen it prints, in headless Chromium.
 
-    .venv/bin/python scripts/screenshot.py
+    .venv/bin/python scripts/screenshot.py [--width 390 --output /tmp/phone.png]
+
+--width takes the screen as a device of that width sees it (the phone layout below 640 px).
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 import signal
 import socket
@@ -18,7 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from scripts.browser import chromium  # noqa: E402
+from scripts.browser import VIEWPORT, chromium  # noqa: E402
 
 OUTPUT = REPO_ROOT / "docs/batch-screen.png"
 SCREEN_LINK = re.compile(r"^  (http://localhost:\d+/batch-screen\.html#\S+)$")
@@ -32,7 +35,11 @@ def free_port() -> int:
         return port
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--width", type=int, default=VIEWPORT["width"])
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    args = parser.parse_args(argv)
     command = [sys.executable, "scripts/dev.py", "--port", str(free_port()),
                "--screen-port", str(free_port())]
     runner = subprocess.Popen(
@@ -43,17 +50,19 @@ def main() -> int:
         link = next(m[1] for line in runner.stdout if (m := SCREEN_LINK.match(line.rstrip("\n"))))
         with tempfile.TemporaryDirectory() as profile, chromium(Path(profile)) as browser:
             page = browser.new_page()
+            page.set_viewport_size({"width": args.width, "height": VIEWPORT["height"]})
             page.goto(link)
             page.locator("#contacts tr[data-id]").first.wait_for(timeout=WAIT_MS)
             page.locator("#poll-state").get_by_text("Updated").wait_for(timeout=WAIT_MS)
-            OUTPUT.parent.mkdir(exist_ok=True)
-            page.screenshot(path=str(OUTPUT), full_page=True)
+            output: Path = args.output.resolve()
+            output.parent.mkdir(exist_ok=True)
+            page.screenshot(path=str(output), full_page=True)
     finally:
         runner.send_signal(signal.SIGINT)
         runner.wait(60)
-    print(f"wrote {OUTPUT.relative_to(REPO_ROOT)}")
+    print(f"wrote {output}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
