@@ -7,12 +7,13 @@ import json
 import logging
 import threading
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 
-from calls_batch_get.log import configure, severity
+from calls_batch_get.log import LOGGER_NAME, configure, severity
 
 SECRET_HOST = "db.secret-host.example"
 SECRET_ADDRESS = "10.1.2.3"
@@ -26,8 +27,17 @@ def lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(autouse=True)
-def configured() -> None:
+def configured() -> Iterator[None]:
+    """Logging as an instance's start configures it in a process that never logged: handlers
+    built anew, not left over from an earlier test (which would hide a broken constructor);
+    the earlier ones are put back afterwards."""
+    root, ours = logging.getLogger(), logging.getLogger(LOGGER_NAME)
+    saved = root.handlers[:], ours.handlers[:]
+    root.handlers = [h for h in root.handlers if type(h).__module__ != "calls_batch_get.log"]
+    ours.handlers = []
     configure("INFO")
+    yield
+    root.handlers, ours.handlers = saved
 
 
 def test_a_librarys_record_keeps_its_template_not_its_values(
