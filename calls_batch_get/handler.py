@@ -13,6 +13,7 @@ from calls_batch_get import cursor
 from calls_batch_get.auth import TokenVerifier, bearer_token
 from calls_batch_get.cursor import Position
 from calls_batch_get.errors import ApiError, ErrorCode
+from calls_batch_get.health import HEALTH_PATH, HealthCheck
 from calls_batch_get.http import (
     Cors,
     conditional,
@@ -53,6 +54,11 @@ class Handler:
         self._store = store
         self._logger = logger
         self._project = project
+        # Its own parts only: the store's ping and the key set, neither built anew for it.
+        self.health = HealthCheck(
+            database=lambda: store.get().ping(),
+            key_set=lambda: verifier.get().key_set.usable(),
+        )
 
     def warm(self) -> None:
         """What the first request would otherwise wait for, done now: the key set's first fetch
@@ -90,6 +96,10 @@ class Handler:
             return preflight_response()
         if request.method != "GET":
             raise ApiError("Method not allowed", status=405, code=ErrorCode.METHOD_NOT_ALLOWED)
+        if request.path == HEALTH_PATH:
+            report = self.health.report()
+            outcome.error = report.error
+            return report.response()
         token = bearer_token(request.headers.get("Authorization"))
         caller = self._verifier.get().verify(token)
         outcome.user_id = caller.user_id

@@ -70,6 +70,19 @@ class KeySetCache:
             if self._keys is None:
                 self._start_fetch(monotonic())
 
+    def usable(self) -> bool:
+        """Whether tokens can be verified now: a set is held (whatever its age: requests are
+        answered from it), or the first fetch, started here unless one runs or the back-off
+        forbids it, brought one in time. Never refetches a set it holds."""
+        with self._cond:
+            if self._keys is not None:
+                return True
+            if not self._start_fetch(monotonic()) and not self._fetching:
+                return False
+            generation = self._generation
+            self._cond.wait_for(lambda: self._generation != generation, self._fetch_timeout)
+            return self._keys is not None
+
     def key(self, kid: str) -> PyJWK | None:
         """The key ``kid`` names; None when a readable set does not hold it (the token's fault).
 

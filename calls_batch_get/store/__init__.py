@@ -111,6 +111,11 @@ class Store(Protocol):
         path; bounded, and never raises: a failure is logged and the first read tries again."""
         ...
 
+    def ping(self) -> bool:
+        """Whether the database answers now, asked with no user's token and reading nothing
+        (the health check); bounded by the store's deadline, and never raises."""
+        ...
+
     def close(self) -> None:
         """Releases connections and threads; called once, when the instance shuts down."""
         ...

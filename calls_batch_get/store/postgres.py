@@ -72,6 +72,9 @@ READ_STATEMENT = (
     " %(after_created_at)s::timestamptz, %(after_id)s::uuid)::text as document"
 )
 
+# The health check's statement: the database answered, and nothing was read.
+PING_STATEMENT = "select 1"
+
 # Whether the connection's role may read as it must: under row-level security, as
 # authenticated. Run once per store, on its first connection.
 ROLE_CHECK = """
@@ -190,6 +193,21 @@ class PostgresStore:
                 extra={"fields": {"cause": type(error).__name__}},
             )
 
+    def ping(self) -> bool:
+        """Whether the database answers a trivial statement on a pooled connection, within the
+        store's timeout; a connection found dropped is tried again as a read's would be. A role
+        refused (now, or by an earlier read) is no database to serve from: False."""
+        deadline = Deadline(self._timeout_seconds)
+        try:
+            for _ in range(self._max_connections):
+                with contextlib.suppress(_ConnectionDropped):
+                    self._ping_once(deadline)
+                    return True
+            self._ping_once(deadline)
+        except (psycopg.Error, RoleRefused):  # PoolTimeout and PoolClosed are psycopg errors
+            return False
+        return True
+
     def close(self) -> None:
         """Closes the pool; later reads fail (PoolClosed) instead of reconnecting."""
         self._pool.close(CLOSE_TIMEOUT_SECONDS)
@@ -248,6 +266,27 @@ class PostgresStore:
         if row is None or row["document"] is None:
             raise psycopg.InterfaceError("the read statement returned no document")
         return row
+
+    def _ping_once(self, deadline: Deadline) -> None:
+        if self._refusal is not None:
+            raise RoleRefused(self._refusal)
+        with self._pool.connection(timeout=deadline.remaining()) as conn:
+            alarm = self._watchdog.arm(
+                deadline.remaining() + CLIENT_GRACE_SECONDS, lambda: _cut(conn)
+            )
+            try:
+                if self._role_checked:
+                    conn.execute(PING_STATEMENT)
+                else:
+                    # The first round trip of the instance, as for a read: judge the role on it.
+                    self._judge_role(conn.execute(ROLE_CHECK, (READ_ROLE,)).fetchone())
+            except psycopg.OperationalError as exc:
+                if not alarm.cancel() and conn.broken:
+                    raise _ConnectionDropped from exc
+                raise
+            finally:
+                if alarm.cancel():
+                    conn.close()
 
     def _judge_role(self, row: DictRow | None) -> None:
         """Refuses, for good, a role that could read past the policies: a superuser, a role

@@ -143,6 +143,19 @@ class SupabaseStore:
                 extra={"fields": {"cause": type(error).__name__}},
             )
 
+    def ping(self) -> bool:
+        """Whether PostgREST answers the warm-up's HEAD of the API's root (the key alone, no
+        user's token) with anything but a server error: PostgREST answers 503 while it cannot
+        reach the database, the gateway 502 or 504 while PostgREST is down. Bounded by the
+        client's timeout."""
+        try:
+            response = self.client.session.head(
+                f"{self.client.base_url}/", headers=self.client.headers
+            )
+        except httpx.HTTPError:
+            return False
+        return response.status_code < httpx.codes.INTERNAL_SERVER_ERROR
+
     def close(self) -> None:
         # The HTTP connections belong to the client, which lives as long as the instance.
         pass
