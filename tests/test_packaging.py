@@ -140,17 +140,28 @@ def test_requirements_name_the_web_stack_the_code_imports() -> None:
     assert {"flask", "werkzeug", "functions-framework"} <= set(pins())
 
 
-# --- the deploy recipe in the README ------------------------------------------------------------
+# --- the deploy recipe (docs/deployment.md, which the README's Deployment points to) -------------
 
 # The smallest Supabase compute's transaction-pooler client limit.
 POOLER_CLIENT_LIMIT = 200
+DEPLOY_RECIPE = ROOT / "docs" / "deployment.md"
 
 
 def deploy_commands() -> list[str]:
-    """The README's gcloud deploy commands, continuation lines joined."""
-    text = (ROOT / "README.md").read_text().replace("\\\n", " ")
+    """The recipe's gcloud deploy commands, continuation lines joined."""
+    text = DEPLOY_RECIPE.read_text().replace("\\\n", " ")
     return [line for line in text.splitlines() if line.startswith(("gcloud functions deploy",
                                                                    "gcloud run deploy"))]
+
+
+def test_the_readme_deployment_points_to_the_recipe() -> None:
+    """Code and .env.example send operators to "README, Deployment": it must be there, and lead
+    to the recipe the test below checks."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Deployment\n", 1)[1].split("\n## ", 1)[0]
+    assert "](docs/deployment.md" in section
+    assert "](docs/operations.md)" in section
+    assert "calls_batch_get" in section
 
 
 def flag(command: str, name: str) -> str:

@@ -1,4 +1,4 @@
-"""The README's recipes that keep the counters right (README, "Keeping the counters right"), each
+"""The recipes that keep the counters right (docs/deployment.md, "Keeping the counters right"), each
 followed for real with the server's own pg_dump, pg_restore and psql: a full restore, a
 data-only restore into a migrated schema in both ways that work, and what the ways that do not
 work do instead (refused, or found by the drift function and fixed by the rebuild)."""
@@ -146,7 +146,7 @@ def test_data_only_without_the_ledger_under_replica_is_found_and_repaired(
 
 
 def repaired(url: str) -> int:
-    """The README's "after anything that bypassed the triggers": rebuild, then check."""
+    """The recipe's "after anything that bypassed the triggers": rebuild, then check."""
     with psycopg.connect(url) as conn:
         row = conn.execute("select public.call_batch_counters_rebuild()").fetchone()
         conn.commit()

@@ -1,6 +1,7 @@
-"""The README's logical-replication recipe, followed for real: a subscriber's counters are right
-when the publication carries the ledger with the tables it counts, and found wrong (then
-repaired) when it does not. A server of its own, started with ``wal_level = logical``."""
+"""The logical-replication recipe of docs/deployment.md, followed for real: a subscriber's
+counters are right when the publication carries the ledger with the tables it counts, and found
+wrong (then repaired) when it does not. A server of its own, started with
+``wal_level = logical``."""
 
 from __future__ import annotations
 

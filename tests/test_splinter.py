@@ -1,5 +1,6 @@
 """Supabase's own database linter, splinter, run against the migrated schema: no security finding
-for our objects but the two the product needs (README, "Decisions", "Grants").
+for our objects but the two the product needs (docs/decisions.md, "Grants as narrow as the
+product needs").
 
 ``tests/splinter/splinter.sql`` is splinter's query of every lint, as the Supabase dashboard's
 Advisors run it (github.com/supabase/splinter, ``splinter.sql`` at commit 55db5b1, 2026-04-27).
