@@ -158,10 +158,18 @@ def test_the_readme_deployment_points_to_the_recipe() -> None:
     """Code and .env.example send operators to "README, Deployment": it must be there, and lead
     to the recipe the test below checks."""
     readme = (ROOT / "README.md").read_text()
-    section = readme.split("\n## Deployment\n", 1)[1].split("\n## ", 1)[0]
+    section = " ".join(readme.split("\n## Deployment\n", 1)[1].split("\n## ", 1)[0].split())
     assert "](docs/deployment.md" in section
     assert "](docs/operations.md)" in section
     assert "calls_batch_get" in section
+    # The sizing it states is the recipe's.
+    functions, _ = deploy_commands()
+    assert f"(`--runtime={flag(functions, 'runtime')}`)" in section
+    cpu, memory = flag(functions, "cpu"), flag(functions, "memory").removesuffix("Mi")
+    assert f"{cpu} CPU, {memory} MiB" in section
+    assert f"{flag(functions, 'concurrency')} requests per instance" in section
+    smallest, largest = flag(functions, "min-instances"), flag(functions, "max-instances")
+    assert f"{smallest} to {largest} instances" in section
 
 
 def flag(command: str, name: str) -> str:
