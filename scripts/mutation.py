@@ -1,10 +1,11 @@
 """Mutation testing with mutmut, as configured in pyproject.toml's ``[tool.mutmut]``.
 
-    .venv/bin/python -m scripts.mutation [--pure] [--fresh] [MODULE ...]
+    scripts/mutation.sh [--pure] [--fresh] [--report] [MODULE ...]
 
 MODULE is a module of the package (``auth``, ``store.postgres``); none means all of them.
 ``--pure`` is the fast path: the modules that need no database, against the tests that need no
-database. ``--fresh`` forgets earlier results (a run otherwise re-tests only what changed).
+database. ``--fresh`` forgets earlier results (a run otherwise re-tests only what changed);
+``--report`` prints the table of the last run again.
 
 One embedded PostgreSQL serves every mutant's test session (``TEST_DATABASE_URL``, unless that
 is set already), so that a mutant costs its tests, not a server's start. At the end the script
@@ -42,6 +43,8 @@ PURE = ("auth", "cursor", "deadline", "errors", "http", "keyset", "lazy", "log",
         "settings", "trace")
 # mutmut's exit codes (mutmut.stats.status_by_exit_code) of the verdicts that kill a mutant.
 KILLED_STATUSES = frozenset({"killed", "timeout", "caught by type check", "segfault"})
+# Not run (another module's, or a run stopped early): neither killed nor surviving.
+NOT_RUN_STATUSES = frozenset({"not checked", "check was interrupted by user", "skipped"})
 
 
 @dataclass
@@ -52,7 +55,12 @@ class Tally:
 
     @property
     def total(self) -> int:
-        return sum(self.statuses.values())
+        """The mutants that were run."""
+        return sum(n for status, n in self.statuses.items() if status not in NOT_RUN_STATUSES)
+
+    @property
+    def not_run(self) -> int:
+        return sum(n for status, n in self.statuses.items() if status in NOT_RUN_STATUSES)
 
     @property
     def killed(self) -> int:
@@ -98,7 +106,7 @@ def tally(verdicts: Mapping[str, str], equivalent: Mapping[str, str],
             continue
         entry = tallies.setdefault(module, Tally())
         entry.statuses[status] += 1
-        if status in KILLED_STATUSES:
+        if status in KILLED_STATUSES | NOT_RUN_STATUSES:
             continue
         if name in equivalent:
             entry.equivalent += 1
@@ -109,16 +117,17 @@ def tally(verdicts: Mapping[str, str], equivalent: Mapping[str, str],
 
 def report(tallies: Mapping[str, Tally], verdicts: Mapping[str, str],
            equivalent: Mapping[str, str]) -> None:
-    print(f"\n{'module':16} {'mutants':>7} {'killed':>6} {'equiv.':>6} {'left':>5} {'score':>7}")
+    print(f"\n{'module':16} {'run':>5} {'killed':>6} {'equiv.':>6} {'left':>5} {'score':>7}"
+          f" {'not run':>8}")
     whole = Tally()
-    for module, entry in sorted(tallies.items()):
-        print(f"{module:16} {entry.total:7} {entry.killed:6} {entry.equivalent:6} "
-              f"{len(entry.survivors):5} {entry.score:6.1f}%")
-        whole.statuses.update(entry.statuses)
-        whole.equivalent += entry.equivalent
-        whole.survivors += entry.survivors
-    print(f"{'all':16} {whole.total:7} {whole.killed:6} {whole.equivalent:6} "
-          f"{len(whole.survivors):5} {whole.score:6.1f}%")
+    for module, entry in [*sorted(tallies.items()), ("all", whole)]:
+        if entry is not whole:
+            whole.statuses.update(entry.statuses)
+            whole.equivalent += entry.equivalent
+            whole.survivors += entry.survivors
+        score = f"{entry.score:6.1f}%" if entry.total else "      -"
+        print(f"{module:16} {entry.total:5} {entry.killed:6} {entry.equivalent:6} "
+              f"{len(entry.survivors):5} {score} {entry.not_run:8}")
     for name in whole.survivors:
         print(f"  {verdicts[name]:10} {name}")
     # A listed mutant that is killed now, or gone, is a stale entry: say so, so the list stays true.
@@ -151,8 +160,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("modules", nargs="*", help="modules of the package (default: all)")
     parser.add_argument("--pure", action="store_true", help="only what needs no database")
     parser.add_argument("--fresh", action="store_true", help="forget earlier results")
+    parser.add_argument("--report", action="store_true", help="only report the last results")
     args = parser.parse_args(argv)
     modules: list[str] = args.modules or (list(PURE) if args.pure else [])
+    if args.report:
+        return summarize(modules)
     prepare("pure" if args.pure else "full", args.fresh)
 
     env = dict(os.environ)
@@ -166,11 +178,13 @@ def main(argv: list[str]) -> int:
         run = subprocess.run([str(mutmut), "run", *globs], cwd=REPO_ROOT, env=env, check=False)
     if run.returncode != 0:
         return run.returncode
+    return summarize(modules)
 
+
+def summarize(modules: list[str]) -> int:
     verdicts = results()
     equivalent = equivalent_mutants()
-    tallies = tally(verdicts, equivalent, modules)
-    report(tallies, verdicts, equivalent)
+    report(tally(verdicts, equivalent, modules), verdicts, equivalent)
     return 0
 
 
