@@ -146,6 +146,14 @@ def test_subject_not_a_uuid(verifier: TokenVerifier, tokens: TokenFactory, sub: 
     assert auth_error(verifier, tokens.es256(sub)) == "Token subject is not a user id"
 
 
+@pytest.mark.parametrize("sub", [123, ["a"], {"id": 1}])
+def test_subject_not_a_string(verifier: TokenVerifier, tokens: TokenFactory, sub: object) -> None:
+    # PyJWT refuses a `sub` of another type itself; whichever check refuses it, the caller gets
+    # a 401 that names the claim's problem, not a 500.
+    token = tokens.sign(tokens.ec_key, {**tokens.claims(uuid.uuid4()), "sub": sub})
+    assert auth_error(verifier, token) in {"Token subject is not a user id", "Token is invalid"}
+
+
 def test_alg_none(verifier: TokenVerifier, tokens: TokenFactory) -> None:
     header = b64(json.dumps({"alg": "none", "typ": "JWT"}).encode())
     payload = b64(json.dumps(tokens.claims(USER)).encode())
