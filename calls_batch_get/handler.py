@@ -37,6 +37,7 @@ class _Outcome:
 
     user_id: UUID | None = None
     error: str | None = None
+    code: ErrorCode | None = None
     cause: str | None = None
 
 
@@ -80,13 +81,14 @@ class Handler:
         try:
             response = self._respond(request, outcome)
         except ApiError as error:
-            outcome.error = error.message
+            outcome.error, outcome.code = error.message, error.code
             outcome.cause = _cause(error)
             response = error_response(error)
         except Exception as error:  # the caller gets a fixed 500; the log, the type
-            outcome.error = "Internal server error"
+            fixed = ApiError("Internal server error")
+            outcome.error, outcome.code = fixed.message, fixed.code
             outcome.cause = type(error).__name__
-            response = error_response(ApiError(outcome.error))
+            response = error_response(fixed)
         finish(response, rid, self._cors.headers(request.headers.get("Origin")))
         self._log(request, response, rid, outcome, time.perf_counter() - started)
         return response
@@ -127,6 +129,9 @@ class Handler:
         }
         if outcome.error is not None:
             fields["error"] = outcome.error
+        if outcome.code is not None:
+            # What a log-based metric counts the errors by: the answer's own code.
+            fields["code"] = outcome.code.value
         if outcome.cause is not None:
             fields["cause"] = outcome.cause
         fields["httpRequest"] = http_request_field(request, response, seconds)

@@ -465,13 +465,18 @@ def test_500_key_service_down_is_not_a_401(
 
 
 def test_500_unexpected_failure_has_no_stack_trace(
-    client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter
+    client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter, log_lines: LogLines
 ) -> None:
     rest.get(READ).mock(side_effect=RuntimeError("boom at /srv/secret.py line 3"))
     response = get(client, **auth)
     assert error(response, 500, "internal_error") == "Internal server error"
     assert b"Traceback" not in response.data
     assert b"boom" not in response.data
+    (line,) = log_lines()
+    assert (line["error"], line["code"], line["cause"]) == (
+        "Internal server error", "internal_error", "RuntimeError"
+    )
+    assert "boom" not in json.dumps(line)
 
 
 # --- headers every response carries ------------------------------------------------------------
@@ -535,6 +540,9 @@ def test_one_json_log_line_per_request_without_secrets(
     assert denied["severity"] == "WARNING"
     assert (denied["status"], denied["user_id"]) == (401, None)
     assert denied["error"] == "Missing authorization header"
+    # The answer's code, which the log-based metrics count errors by; a success has none.
+    assert denied["code"] == "missing_token"
+    assert "code" not in ok
     # A caller's mistake has no cause to look into; nor has a success.
     assert "cause" not in denied
     assert "cause" not in ok
@@ -553,6 +561,7 @@ def test_log_line_of_a_500_names_the_cause_type_not_its_text(
     assert line["severity"] == "ERROR"
     assert line["status"] == 500
     assert line["error"] == "Failed to fetch batch"
+    assert line["code"] == "database_error"
     assert line["cause"] == "httpx.ReadTimeout"
 
 
