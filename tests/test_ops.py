@@ -18,7 +18,7 @@ from calls_batch_get.health import HEALTH_PATH
 from calls_batch_get.settings import load_settings
 from tests.conftest import ROOT, AppFactory
 from tests.rows import BATCH, USER
-from tests.test_endpoint import READ, serve
+from tests.test_endpoint import CODES_BY_STATUS, READ, serve
 from tests.tokens import KeySetServer, TokenFactory
 
 OPS = ROOT / "ops"
@@ -28,13 +28,8 @@ POLICIES = {path.name: json.loads(path.read_text()) for path in OPS.glob("polici
 DASHBOARD = json.loads((OPS / "dashboard.json").read_text())
 SERVICE = "calls-batch-get"
 USER_METRIC = "logging.googleapis.com/user/"
-# The 500s' fixed texts and the code each stands for (a 500's log line has the text, not the
-# code); the runbook's table says the same.
-ERRORS_OF_500S = {
-    "Failed to fetch batch": "database_error",
-    "Failed to verify token": "auth_unavailable",
-    "Internal server error": "internal_error",
-}
+# The codes a 5xx answer can carry, which the 5xx metric counts by.
+CODES_OF_500S = CODES_BY_STATUS[500]
 
 
 # --- the log lines, as Cloud Logging files them ------------------------------------------------
@@ -121,11 +116,19 @@ def test_the_request_lines_are_the_ones_the_metrics_expect(
         "ok": 200, "missing_token": 401, "preflight": 204, "health_ok": 200,
         "database_error": 500, "internal_error": 500, "auth_unavailable": 500, "health_down": 503,
     }
-    # The code of each 500 answer, and the fixed text its line carries.
-    for kind in ("database_error", "internal_error", "auth_unavailable"):
+    # Each error answer's line carries the answer's own code; a success, a preflight and the
+    # health check (whose 503 names what is down in `error`, with no code) carry none.
+    for kind in ("missing_token", "database_error", "internal_error", "auth_unavailable"):
         line, code = lines[kind]
         assert code == kind
-        assert ERRORS_OF_500S[line["error"]] == kind
+        assert line["code"] == kind
+    assert {lines[kind][1] for kind in ("database_error", "internal_error",
+                                        "auth_unavailable")} == CODES_OF_500S
+    for kind in ("ok", "preflight", "health_ok", "health_down"):
+        line, code = lines[kind]
+        assert code is None
+        assert "code" not in line, kind
+    assert lines["health_down"][0]["error"].startswith("Unavailable: ")
 
 
 # --- a small evaluator of the filters' subset of the Logging query language --------------------
@@ -188,12 +191,14 @@ def test_the_evaluator_reads_what_it_is_given() -> None:
     assert matches(entry, 'log_id("run.googleapis.com/stdout") AND severity="ERROR"')
     assert not matches(entry, 'log_id("run.googleapis.com/requests")')
     assert "status" not in entry, "the special fields leave the payload"
+    assert extract(entry, "EXTRACT(jsonPayload.error)") == "x"
+    assert extract(entry, "EXTRACT(jsonPayload.code)") is None
 
 
 # --- the metrics ----------------------------------------------------------------------------------
 
 
-def test_the_5xx_metric_counts_exactly_the_500s_by_their_error(
+def test_the_5xx_metric_counts_exactly_the_500s_by_their_code(
     entries: dict[str, dict[str, Any]],
 ) -> None:
     metric = METRICS["calls_batch_get_5xx"]
@@ -202,7 +207,7 @@ def test_the_5xx_metric_counts_exactly_the_500s_by_their_error(
     assert counted == {"database_error", "internal_error", "auth_unavailable"}
     for kind in counted:
         labels = {key: extract(entries[kind], e) for key, e in metric["labelExtractors"].items()}
-        assert ERRORS_OF_500S[labels["error"]] == kind
+        assert labels["code"] == kind
         assert labels["cause"], f"{kind} names no cause"
     assert extract(entries["database_error"], metric["labelExtractors"]["cause"]) == (
         "httpx.HTTPStatusError"
@@ -283,10 +288,16 @@ def test_every_chart_and_condition_reads_a_metric_by_labels_it_has() -> None:
             assert aggregation["crossSeriesReducer"] == "REDUCE_SUM"
 
 
-def test_the_policies_alert_on_5xx_by_error_and_on_the_p95() -> None:
+def test_the_policies_alert_on_5xx_by_code_and_on_the_p95() -> None:
     five = POLICIES["5xx.json"]["conditions"][0]["conditionThreshold"]
     assert metric_of(five["filter"]) == USER_METRIC + "calls_batch_get_5xx"
-    assert "metric.label.error" in five["aggregations"][0]["groupByFields"]
+    assert five["aggregations"][0]["groupByFields"] == ["metric.label.code", "metric.label.cause"]
+    assert "${metric.label.code}" in POLICIES["5xx.json"]["documentation"]["content"]
+    # The alert's and the dashboard's chart alike: the 5xx by code first.
+    groupings = [aggregation["groupByFields"] for filter_, aggregation in charted()
+                 if metric_of(filter_) == USER_METRIC + "calls_batch_get_5xx"]
+    assert len(groupings) == 2
+    assert all(fields[0] == "metric.label.code" for fields in groupings), groupings
     p95 = POLICIES["latency-p95.json"]["conditions"][0]["conditionThreshold"]
     assert metric_of(p95["filter"]) == USER_METRIC + "calls_batch_get_latency_ms"
     assert p95["aggregations"][0]["crossSeriesReducer"] == "REDUCE_PERCENTILE_95"
@@ -325,8 +336,13 @@ def test_the_runbook_creates_every_file_of_ops() -> None:
             name == "health.json" and "ops/policies/health.json" in text
         )
     assert "gcloud monitoring dashboards create --config-from-file=ops/dashboard.json" in text
-    for kind, error in [(code, text_) for text_, code in ERRORS_OF_500S.items()]:
-        assert f"| `{kind}` | `{error}` |" in RUNBOOK.read_text()
+
+
+def test_the_runbook_says_what_to_do_for_each_code_of_a_500() -> None:
+    # The 5xx alert names the code; the runbook's "A spike of 500s" has a section for each.
+    sections = runbook_sections()
+    assert "A spike of 500s" in sections
+    assert {code for code in CODES_OF_500S if f"`{code}`" in sections} == CODES_OF_500S
 
 
 def test_the_env_vars_file_keeps_several_origins(env: dict[str, str]) -> None:
