@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -33,11 +34,12 @@ class _CloudLoggingHandler(logging.Handler):
                 entry["cause"] = record.exc_info[0].__name__
         else:
             entry.update(getattr(record, "fields", {}))
-        try:
+        # A log line must never fail the request it describes. Nor is it handed to
+        # handleError, which would print the record's message and arguments (the values
+        # redaction keeps out) to stderr.
+        with contextlib.suppress(Exception):
             sys.stdout.write(json.dumps(entry, default=str) + "\n")
             sys.stdout.flush()
-        except Exception:  # a log line must never fail the request it describes
-            self.handleError(record)
 
 
 def _message(record: logging.LogRecord, handler: _CloudLoggingHandler) -> str:

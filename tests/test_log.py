@@ -3,8 +3,10 @@ filled in (database hosts, addresses, error text): what an operator sees in Clou
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import sys
 import threading
 import warnings
 from collections.abc import Iterator
@@ -104,3 +106,20 @@ def test_a_threads_exception_is_one_line_naming_its_class(
 ])
 def test_the_request_lines_severity_follows_its_status(status: int, level: int) -> None:
     assert severity(status) == level
+
+
+class BrokenStdout(io.StringIO):
+    def write(self, _: str) -> int:
+        raise OSError("stdout is gone")
+
+
+def test_a_line_that_cannot_be_written_is_dropped_without_a_word_elsewhere(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "stdout", BrokenStdout())
+    # Neither raises, and nothing of the record reaches stderr instead (its arguments there
+    # would undo the redaction).
+    logging.getLogger("psycopg.pool").warning("error connecting to %s", SECRET_HOST)
+    logging.getLogger(LOGGER_NAME).info("GET 200", extra={"fields": {"status": 200}})
+    monkeypatch.undo()
+    assert capsys.readouterr().err == ""
