@@ -5,20 +5,26 @@ function answers is checked against it by tests/test_schemathesis.py.)"""
 from __future__ import annotations
 
 import copy
+import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import psycopg
 import pytest
+import respx
 import yaml
 from pydantic.json_schema import models_json_schema
 
 from calls_batch_get import http, params
 from calls_batch_get.errors import ErrorBody, ErrorCode, ParameterErrorBody
+from calls_batch_get.health import HEALTH_PATH, HealthBody, Report
 from calls_batch_get.models import BatchDetail, ContactStatus
-from tests.conftest import ROOT
+from tests.conftest import ROOT, AppFactory
 from tests.test_endpoint import CODES_BY_STATUS
+from tests.tokens import KeySetServer
 
 OPENAPI = ROOT / "openapi.yaml"
 # Prose, which pydantic takes from docstrings and field names, is the document's own.
@@ -70,7 +76,8 @@ def as_type_lists(value: Any) -> Any:
 
 def model_schemas() -> dict[str, Any]:
     _, top = models_json_schema(
-        [(model, "serialization") for model in (BatchDetail, ErrorBody, ParameterErrorBody)],
+        [(model, "serialization")
+         for model in (BatchDetail, ErrorBody, ParameterErrorBody, HealthBody)],
         ref_template="#/components/schemas/{model}",
     )
     defs: dict[str, Any] = top["$defs"]
@@ -79,8 +86,10 @@ def model_schemas() -> dict[str, Any]:
 
 def test_it_is_openapi_3_1(document: dict[str, Any]) -> None:
     assert document["openapi"].startswith("3.1.")
-    assert set(document["paths"]) == {"/"}
+    # Every answer the function gives: the read (and its preflight) and the health check.
+    assert set(document["paths"]) == {"/", HEALTH_PATH}
     assert set(document["paths"]["/"]) == {"get", "options"}
+    assert set(document["paths"][HEALTH_PATH]) == {"get"}
 
 
 BATCH_STATUS = "#/components/schemas/BatchStatus"
@@ -92,6 +101,12 @@ def test_component_schemas_are_the_pydantic_models(document: dict[str, Any]) -> 
     assert documented["Batch"]["properties"]["status"] == {"$ref": BATCH_STATUS}
     documented["Batch"]["properties"]["status"] = {"type": "string"}
     del documented["BatchStatus"]
+    # And the health body's error, a string or absent: the model's None is never sent
+    # (Report.response dumps it with exclude_none), so the document has no null for it.
+    error = documented["HealthBody"]["properties"]["error"]
+    assert without_prose(error) == {"type": "string"}
+    assert "error" not in documented["HealthBody"]["required"]
+    documented["HealthBody"]["properties"]["error"] = {"type": ["string", "null"], "default": None}
     generated = model_schemas()
     assert set(documented) == set(generated)
     for name, schema in generated.items():
@@ -208,3 +223,86 @@ def test_the_preflight_allows_every_documented_request_header(document: dict[str
     sent = {p["name"].lower() for p in parameters if p["in"] == "header"}
     allowed = {h.strip() for h in http.ALLOWED_HEADERS.split(",")}
     assert sent | {"authorization"} <= allowed
+
+
+# --- GET /health ------------------------------------------------------------------------------
+
+
+def validator(document: dict[str, Any], schema: dict[str, Any]) -> jsonschema_rs.Validator:
+    """``schema`` (which refers to the document's components) as a validator."""
+    root = {**schema, "components": document["components"]}
+    return jsonschema_rs.Draft202012Validator(root)
+
+
+def health_schema(document: dict[str, Any], status: int) -> dict[str, Any]:
+    responses = document["paths"][HEALTH_PATH]["get"]["responses"]
+    schema: dict[str, Any] = responses[str(status)]["content"]["application/json"]["schema"]
+    return schema
+
+
+def test_the_health_check_needs_no_token_and_answers_200_or_503(document: dict[str, Any]) -> None:
+    operation = document["paths"][HEALTH_PATH]["get"]
+    assert operation["security"] == []
+    assert "parameters" not in operation
+    responses = operation["responses"]
+    assert set(responses) == {"200", "503"}
+    common = {name: {"$ref": f"#/components/headers/{name}"}
+              for name in ("X-Request-Id", "Cache-Control")}
+    assert responses["503"]["headers"] == common
+    assert responses["200"]["headers"] == {
+        **common, "Access-Control-Expose-Headers": {
+            "$ref": "#/components/headers/Access-Control-Expose-Headers"
+        },
+    }
+    for status in (200, 503):
+        (base, _) = health_schema(document, status)["allOf"]
+        assert base == {"$ref": "#/components/schemas/HealthBody"}
+        # The documented example is an answer of that status.
+        example = responses[str(status)]["content"]["application/json"]["example"]
+        assert validator(document, health_schema(document, status)).is_valid(example)
+
+
+REPORTS = [Report(database=d, key_set=k) for d in (True, False) for k in (True, False)]
+
+
+@pytest.mark.parametrize("report", REPORTS, ids=lambda r: f"db={r.database},keys={r.key_set}")
+def test_each_health_answer_fits_its_status_and_no_other(
+    document: dict[str, Any], report: Report,
+) -> None:
+    response = report.response()
+    body = json.loads(response.get_data())
+    assert response.status_code == (200 if report.ok else 503)
+    other = 503 if report.ok else 200
+    assert validator(document, health_schema(document, response.status_code)).is_valid(body), body
+    assert not validator(document, health_schema(document, other)).is_valid(body), body
+    # An answer with a part changed is refused: the schemas hold what the parts say.
+    flipped = {**body, "status": "down" if report.ok else "ok"}
+    assert not validator(document, health_schema(document, response.status_code)).is_valid(flipped)
+
+
+@pytest.fixture
+def rest(env: dict[str, str]) -> Iterator[respx.MockRouter]:
+    with respx.mock(base_url=f"{env['SUPABASE_URL']}/rest/v1", assert_all_called=False) as router:
+        router.head("/").respond(200)
+        yield router
+
+
+def test_the_health_answers_carry_the_documented_headers(
+    document: dict[str, Any], make_app: AppFactory, rest: respx.MockRouter,
+    key_server: KeySetServer,
+) -> None:
+    up = make_app().get(HEALTH_PATH)
+    key_server.status = 503
+    down = make_app().get(HEALTH_PATH)
+    responses = document["paths"][HEALTH_PATH]["get"]["responses"]
+    for answer in (up, down):
+        documented = responses[str(answer.status_code)]
+        assert answer.content_type == "application/json; charset=utf-8"
+        assert validator(document, health_schema(document, answer.status_code)).is_valid(
+            json.loads(answer.data)
+        )
+        for name, ref in documented["headers"].items():
+            header = document["components"]["headers"][ref["$ref"].rsplit("/", 1)[1]]
+            assert header["required"] is True
+            assert validator(document, header["schema"]).is_valid(answer.headers[name]), name
+    assert (up.status_code, down.status_code) == (200, 503)

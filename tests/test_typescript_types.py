@@ -68,6 +68,15 @@ def test_types_carry_the_contract() -> None:
     assert 'status: components["schemas"]["BatchStatus"];' in types
     # The 405's body, which no operation lists.
     assert 'code: "method_not_allowed";' in types
+    # The health check: a 200 has no error and every part ok, a 503 always an error.
+    assert 'get: operations["getHealth"];' in types
+    assert 'Part: "ok" | "down";' in types
+    health = types.split("    getHealth: {", 1)[1]
+    up, down = health.split("            503: {", 1)
+    assert "error?: never;" in up
+    assert 'key_set: "ok";' in up
+    assert "error: string;" in down
+    assert 'status: "down";' in down
 
 
 def test_every_timestamp_says_it_is_a_date_time() -> None:
@@ -82,7 +91,8 @@ def test_every_timestamp_says_it_is_a_date_time() -> None:
 
 
 NAMED = ("Batch", "BatchDetail", "BatchStatus", "Contact", "ContactPagination", "ContactStatus",
-         "ErrorBody", "ErrorCode", "ParameterErrorBody", "ResponseMethodNotAllowed")
+         "ErrorBody", "ErrorCode", "HealthBody", "ParameterErrorBody", "Part",
+         "ResponseMethodNotAllowed")
 
 
 def test_each_schema_is_a_named_export() -> None:

@@ -26,6 +26,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/health": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Whether this instance could serve a read now, for an uptime probe
+         * @description Needs no token and reads nothing of any agency; query parameters are ignored. The two
+         *     parts a read depends on are probed, the database and the key set tokens are verified
+         *     with, and the result is kept 5 s per instance and shared by every caller meanwhile.
+         *     OPTIONS is the preflight of `/`, and any other method the same 405
+         *     (`#/components/responses/MethodNotAllowed`).
+         */
+        get: operations["getHealth"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -116,11 +140,24 @@ export interface components {
         };
         /** @enum {string} */
         ErrorCode: "method_not_allowed" | "missing_token" | "invalid_token" | "token_expired" | "invalid_parameter" | "no_agency" | "batch_not_found" | "database_error" | "auth_unavailable" | "internal_error";
+        /** @description The health check's answer; `error` only when something is down (a 503). */
+        HealthBody: {
+            /** @description Fixed text naming what is down, such as "Unavailable: the database". */
+            error?: string;
+            status: components["schemas"]["Part"];
+            database: components["schemas"]["Part"];
+            key_set: components["schemas"]["Part"];
+        };
         ParameterErrorBody: {
             error: string;
             code: components["schemas"]["ErrorCode"];
             parameter: string;
         };
+        /**
+         * @description Whether a part answered (`status` is `ok` when every part did).
+         * @enum {string}
+         */
+        Part: "ok" | "down";
     };
     responses: {
         /** @description A method other than GET and OPTIONS (HEAD too, which gets no body). */
@@ -162,7 +199,9 @@ export type ContactPagination = components['schemas']['ContactPagination'];
 export type ContactStatus = components['schemas']['ContactStatus'];
 export type ErrorBody = components['schemas']['ErrorBody'];
 export type ErrorCode = components['schemas']['ErrorCode'];
+export type HealthBody = components['schemas']['HealthBody'];
 export type ParameterErrorBody = components['schemas']['ParameterErrorBody'];
+export type Part = components['schemas']['Part'];
 export type ResponseMethodNotAllowed = components['responses']['MethodNotAllowed'];
 export type HeaderAllow = components['headers']['Allow'];
 export type HeaderETag = components['headers']['ETag'];
@@ -329,6 +368,67 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    getHealth: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Both parts answered; the body has no `error`. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    "Access-Control-Expose-Headers": components["headers"]["Access-Control-Expose-Headers"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": "ok",
+                     *       "database": "ok",
+                     *       "key_set": "ok"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["HealthBody"] & {
+                        error?: never;
+                        /** @enum {unknown} */
+                        status: "ok";
+                        /** @enum {unknown} */
+                        database: "ok";
+                        /** @enum {unknown} */
+                        key_set: "ok";
+                    };
+                };
+            };
+            /** @description The database, the key set or both did not answer; `error` names which (fixed text, never the failure's own) and so do the parts. */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Cache-Control": components["headers"]["Cache-Control"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": "Unavailable: the database",
+                     *       "status": "down",
+                     *       "database": "down",
+                     *       "key_set": "ok"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["HealthBody"] & {
+                        error: string;
+                        /** @enum {unknown} */
+                        status: "down";
+                    };
+                };
             };
         };
     };

@@ -3,7 +3,8 @@
  * (`contacts`, which follows `next_cursor`) and a poll that sends back the ETag it holds
  * (`poll`). It needs nothing at run time but `fetch`. The types are generated from openapi.yaml
  * into ./calls-batch-get.ts; every named one (Batch, Contact, BatchStatus, ErrorCode...) is
- * exported from here too.
+ * exported from here too. `GET /health` is the uptime check's, not a page's, and has no call
+ * here; its bodies are typed all the same (HealthBody, `operations["getHealth"]`).
  */
 import type {
   BatchDetail,
@@ -175,7 +176,7 @@ export type TokenSource =
   | (() => string | null | undefined | Promise<string | null | undefined>);
 
 export interface ClientOptions {
-  /** The function's URL: https://REGION-PROJECT.cloudfunctions.net/calls-batch-get */
+  /** The function's URL, Cloud Run's: https://calls-batch-get-PROJECT_NUMBER.REGION.run.app */
   readonly baseUrl: string | URL;
   readonly token?: TokenSource;
   /** The global fetch unless given (a server's own, one that adds headers...). */
