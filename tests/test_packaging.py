@@ -11,6 +11,8 @@ from importlib import metadata
 from pathlib import Path
 
 import pathspec
+import pytest
+import yaml
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
@@ -145,13 +147,27 @@ def test_requirements_name_the_web_stack_the_code_imports() -> None:
 # The smallest Supabase compute's transaction-pooler client limit.
 POOLER_CLIENT_LIMIT = 200
 DEPLOY_RECIPE = ROOT / "docs" / "deployment.md"
+ENV_EXAMPLE = ROOT / "ops" / "env.example.yaml"
+SHELL_BLOCK = re.compile(r"^```sh\n(.*?)^```", re.M | re.S)
+
+
+def recipe_shell() -> list[str]:
+    """The recipe's shell lines (its ```sh blocks), continuation lines joined."""
+    blocks = SHELL_BLOCK.findall(DEPLOY_RECIPE.read_text())
+    return [line for block in blocks for line in block.replace("\\\n", " ").splitlines()]
 
 
 def deploy_commands() -> list[str]:
-    """The recipe's gcloud deploy commands, continuation lines joined."""
-    text = DEPLOY_RECIPE.read_text().replace("\\\n", " ")
-    return [line for line in text.splitlines() if line.startswith(("gcloud functions deploy",
-                                                                   "gcloud run deploy"))]
+    """The recipe's gcloud deploy commands, of either API (so that a second path would show)."""
+    return [line for line in recipe_shell() if line.startswith(("gcloud functions deploy",
+                                                                "gcloud run deploy"))]
+
+
+def deploy_command() -> str:
+    """The recipe's one deploy: `gcloud run deploy --function`, the runbook's one path."""
+    (command,) = deploy_commands()
+    assert command.startswith("gcloud run deploy ")
+    return command
 
 
 def test_the_readme_deployment_points_to_the_recipe() -> None:
@@ -162,13 +178,14 @@ def test_the_readme_deployment_points_to_the_recipe() -> None:
     assert "](docs/deployment.md" in section
     assert "](docs/operations.md)" in section
     assert "calls_batch_get" in section
-    # The sizing it states is the recipe's.
-    functions, _ = deploy_commands()
-    assert f"(`--runtime={flag(functions, 'runtime')}`)" in section
-    cpu, memory = flag(functions, "cpu"), flag(functions, "memory").removesuffix("Mi")
+    # The one deploy path is the recipe's, and the sizing it states is the recipe's.
+    command = deploy_command()
+    assert "Deploy with `gcloud run deploy --function`" in section
+    assert f"(`--base-image={flag(command, 'base-image')}`)" in section
+    cpu, memory = flag(command, "cpu"), flag(command, "memory").removesuffix("Mi")
     assert f"{cpu} CPU, {memory} MiB" in section
-    assert f"{flag(functions, 'concurrency')} requests per instance" in section
-    smallest, largest = flag(functions, "min-instances"), flag(functions, "max-instances")
+    assert f"{flag(command, 'concurrency')} requests per instance" in section
+    smallest, largest = flag(command, "min-instances"), flag(command, "max-instances")
     assert f"{smallest} to {largest} instances" in section
 
 
@@ -178,25 +195,71 @@ def flag(command: str, name: str) -> str:
     return value
 
 
+def deploy_settings(command: str) -> dict[str, str]:
+    """The environment the deploy sets: the file the recipe makes from ops/env.example.yaml."""
+    assert flag(command, "env-vars-file") == '"$ENV_FILE"'
+    (made,) = [line for line in recipe_shell() if line.endswith('> "$ENV_FILE"')]
+    assert " ops/env.example.yaml " in made
+    values: dict[str, str] = yaml.safe_load(ENV_EXAMPLE.read_text())
+    return values
+
+
 def test_the_deploy_recipe_matches_the_code() -> None:
-    functions, run = deploy_commands()
+    command = deploy_command()
     runtime = f"python{DEPLOY_PYTHON.replace('.', '')}"
-    assert flag(functions, "runtime") == runtime
-    assert flag(run, "base-image") == runtime
-    assert "--gen2" in functions
-    for command in (functions, run):
-        assert flag(command, "entry-point" if command is functions else "function") == (
-            "calls_batch_get"
-        )
-        max_instances = int(flag(command, "max-instances"))
-        assert max_instances * DEFAULT_MAX_CONNECTIONS < POOLER_CLIENT_LIMIT
-        threads = re.search(r"THREADS=([0-9]+)", command)
-        assert threads
-        assert threads[1] == flag(command, "concurrency")
-        for secret in flag(command, "set-secrets").split(","):
-            assert re.fullmatch(r"[A-Z_]+=[a-z-]+:[0-9]+", secret), "pinned to a version"
-        assert "GOOGLE_CLOUD_PROJECT=" in command
-        assert flag(command, "service-account")
+    assert flag(command, "base-image") == runtime
+    assert flag(command, "function") == "calls_batch_get"
+    assert flag(command, "source") == "."
+    max_instances = int(flag(command, "max-instances"))
+    assert max_instances * DEFAULT_MAX_CONNECTIONS < POOLER_CLIENT_LIMIT
+    settings = deploy_settings(command)
+    assert settings["THREADS"] == flag(command, "concurrency")
+    assert settings["GOOGLE_CLOUD_PROJECT"]
+    for secret in flag(command, "set-secrets").split(","):
+        assert re.fullmatch(r"[A-Z_]+=[a-z-]+:[0-9]+", secret), "pinned to a version"
+    assert flag(command, "service-account")
+    assert flag(command, "build-service-account")
+    # The runbook's one path only: no command of the Cloud Functions API beside it.
+    assert not [line for line in recipe_shell() if line.startswith("gcloud functions")]
+
+
+def gcloud_env_vars(value: str) -> dict[str, str]:
+    """What gcloud makes of a --set-env-vars or --update-env-vars value: KEY=VALUE items split on
+    commas, or on DELIM after a leading ^DELIM^ (`gcloud topic escaping`). An item that is no
+    KEY=VALUE (the second origin of a bare comma list) fails the deploy, and fails this too."""
+    value = value.strip("'\"")
+    delimiter = ","
+    if escaped := re.match(r"\^([^^]+)\^", value):
+        delimiter, value = escaped[1], value[escaped.end():]
+    items = [item.partition("=") for item in value.split(delimiter)]
+    for key, equals, _ in items:
+        if not equals or not re.fullmatch(r"[A-Z_][A-Z0-9_]*", key):
+            raise ValueError(f"gcloud refuses {value!r}")
+    return {key: item for key, _, item in items}
+
+
+def test_the_env_vars_reading_is_gclouds() -> None:
+    origins = "https://app.example.com,https://admin.example.com"
+    with pytest.raises(ValueError, match="gcloud refuses"):
+        gcloud_env_vars(f"THREADS=8,CORS_ALLOW_ORIGINS={origins}")
+    assert gcloud_env_vars(f'"^;^THREADS=8;CORS_ALLOW_ORIGINS={origins}"') == {
+        "THREADS": "8", "CORS_ALLOW_ORIGINS": origins,
+    }
+
+
+def test_the_recipe_never_gives_cors_origins_as_a_bare_comma_list() -> None:
+    given = []
+    for line in recipe_shell():
+        for value in re.findall(r"--(?:set|update)-env-vars=(\S+)", line):
+            if "CORS_ALLOW_ORIGINS" in value:
+                # With the alternate delimiter, however many origins it lists.
+                assert re.match(r"['\"]?\^[^^,]+\^", value), value
+                given.append(gcloud_env_vars(value)["CORS_ALLOW_ORIGINS"])
+    assert given, "the recipe shows how to change the origins alone"
+    # The deploy's own: several origins, in the file, where a value keeps its commas.
+    command = deploy_command()
+    assert "--set-env-vars" not in command
+    assert len(deploy_settings(command)["CORS_ALLOW_ORIGINS"].split(",")) > 1
 
 
 # --- the scripts' own needs -----------------------------------------------------------------------
