@@ -18,7 +18,7 @@ from packaging.utils import canonicalize_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = REPO_ROOT / "requirements.txt"
-# The runtime of the deploy recipe in the README (--runtime=python313).
+# The runtime of the deploy recipe in docs/deployment.md (--base-image=python313).
 DEPLOY_PYTHON = "3.13"
 HEADER = (
     "# What Cloud Functions installs: pyproject.toml's dependencies and all they pull in on\n"
