@@ -10,6 +10,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
@@ -23,6 +24,7 @@ from tests.conftest import ROOT, AppFactory
 from tests.database import Seeder, backend_pids, poll
 from tests.function_process import free_port
 from tests.tokens import KeySetServer, TokenFactory
+from tests.wire_proxy import WireProxy, proxied_url
 
 JSON = "application/json; charset=utf-8"
 
@@ -111,6 +113,28 @@ def test_a_forked_worker_warms_up_before_its_first_request(
     (in_the_worker,) = after_fork
     in_the_worker()
     assert poll(lambda: key_server.fetches == 1 and backend_pids(db.conn) - earlier) is not None
+
+
+def test_a_warm_up_stuck_on_a_frozen_database_cannot_hold_up_the_exit(
+    make_app: AppFactory, function_url: str, proxy: WireProxy, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    after_fork: list[Callable[[], object]] = []
+    monkeypatch.setattr(
+        os, "register_at_fork", lambda *, after_in_child: after_fork.append(after_in_child)
+    )
+    make_app(DATABASE_URL=proxied_url(function_url, proxy.port), DB_TIMEOUT_SECONDS="2")
+    proxy.freeze()
+    try:
+        (in_the_worker,) = after_fork
+        in_the_worker()
+        # While it waits on the database: a daemon thread, which the interpreter does not wait
+        # for at exit, named as a thread dump (py-spy, faulthandler) shows it.
+        (warming,) = [t for t in threading.enumerate() if t.name == "warm-up"]
+        assert warming.daemon
+        assert warming.is_alive()
+    finally:
+        proxy.thaw()
+    warming.join(timeout=10.0)
 
 
 def test_a_failed_warm_up_is_one_log_line_without_its_text(

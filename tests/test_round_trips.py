@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import selectors
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -138,6 +139,37 @@ def test_warming_a_frozen_server_gives_up_in_time_and_only_logs(
         ("WARNING", "could not open a database connection ahead of the first request")
     ]
     assert warnings[0]["cause"]
+
+
+def test_warming_a_server_that_froze_after_connecting_cuts_its_connection_in_time(
+    function_url: str, proxy: WireProxy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure("INFO")
+    store = PostgresStore(proxied_url(function_url, proxy.port), 1.0)
+    try:
+        # One idle pooled connection, as a pool holds between requests; then the server stops
+        # answering: the warm-up's role check waits on a socket that will never speak.
+        with store._pool.connection():
+            pass
+        proxy.freeze()
+        started = time.monotonic()
+        warming = threading.Thread(target=store.warm, daemon=True)
+        warming.start()
+        warming.join(timeout=1.0 + CLIENT_GRACE_SECONDS + 3.0)
+        took = time.monotonic() - started
+        hung = warming.is_alive()
+        proxy.thaw()
+        warming.join(timeout=5.0)
+    finally:
+        store.close()
+    assert not hung, "the warm-up waited past its budget on a frozen server"
+    # Cut by the watchdog at the budget and its grace: not before, for a slow answer may come.
+    assert 1.0 + CLIENT_GRACE_SECONDS - 0.1 <= took < 1.0 + CLIENT_GRACE_SECONDS + 1.0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    warnings = [line for line in lines if line["message"].startswith("could not open")]
+    assert [(line["severity"], line["cause"]) for line in warnings] == [
+        ("WARNING", "OperationalError")
+    ]
 
 
 @dataclass(frozen=True)
