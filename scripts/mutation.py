@@ -1,6 +1,6 @@
 """Mutation testing with mutmut, as configured in pyproject.toml's ``[tool.mutmut]``.
 
-    scripts/mutation.sh [--pure] [--fresh] [--report] [MODULE ...]
+    scripts/mutation.sh [--pure] [--fresh] [--report] [--jobs N] [MODULE ...]
 
 MODULE is a module of the package (``auth``, ``store.postgres``); none means all of them.
 ``--pure`` is the fast path: the modules that need no database, against the tests that need no
@@ -161,6 +161,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--pure", action="store_true", help="only what needs no database")
     parser.add_argument("--fresh", action="store_true", help="forget earlier results")
     parser.add_argument("--report", action="store_true", help="only report the last results")
+    parser.add_argument("--jobs", type=int, default=3 * (os.cpu_count() or 1),
+                        help="mutants run at once (default: 3 per core)")
     args = parser.parse_args(argv)
     modules: list[str] = args.modules or (list(PURE) if args.pure else [])
     if args.report:
@@ -175,7 +177,10 @@ def main(argv: list[str]) -> int:
     mutmut = Path(sys.executable).with_name("mutmut")
     with database_server() as url:
         env["TEST_DATABASE_URL"] = url
-        run = subprocess.run([str(mutmut), "run", *globs], cwd=REPO_ROOT, env=env, check=False)
+        # More mutants at once than cores: most of a mutant's time is its tests waiting (for
+        # budgets to run out, frozen servers, key services), not computing.
+        command = [str(mutmut), "run", "--max-children", str(args.jobs), *globs]
+        run = subprocess.run(command, cwd=REPO_ROOT, env=env, check=False)
     if run.returncode != 0:
         return run.returncode
     return summarize(modules)
