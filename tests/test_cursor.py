@@ -17,7 +17,12 @@ from calls_batch_get.params import ParamError, parse_query
 
 BATCH = UUID("c0000000-0000-4000-8000-000000000001")
 OTHER_BATCH = UUID("c0000000-0000-4000-8000-000000000002")
-POSITION = Position(datetime(2025, 1, 15, 10, 30, 0, 123456, tzinfo=UTC), uuid4())
+# A fixed id: the cursors made of it name parametrized tests, which must be the same in every
+# process (a mutation run collects the suite in one and runs each test by its name in another).
+POSITION = Position(
+    datetime(2025, 1, 15, 10, 30, 0, 123456, tzinfo=UTC),
+    UUID("7e0c3d7a-9a4b-4c55-8f0e-2d6f1b3a9c01"),
+)
 # The whole message, as the 400 carries it (a search for a part would take it inside another).
 INVALID = "^contact_cursor is not a valid cursor$"
 FOREIGN = "^contact_cursor belongs to another batch or contact_status$"
