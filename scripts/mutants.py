@@ -54,6 +54,12 @@ REPAIR = "supabase/migrations/20261203000300_counters_repair.sql"
 REPAIR_TESTS = ("tests/test_repair.py",)
 LEDGER_CHECK = "supabase/migrations/20261205000000_counters_of_existing_batches.sql"
 DOWN = "supabase/rollback/20261129000000_call_batch_counters.down.sql"
+HEALTH = "calls_batch_get/health.py"
+HEALTH_TESTS = ("tests/test_health.py",)
+HTTP = "calls_batch_get/http.py"
+ENDPOINT = ("tests/test_endpoint.py",)
+PARAMS = "calls_batch_get/params.py"
+SETTINGS = "calls_batch_get/settings.py"
 
 MUTANTS = (
     # The survivors of the issue's round.
@@ -342,6 +348,58 @@ MUTANTS = (
     Mutant("splinter's GraphQL lints left guarded", "tests/test_splinter.py",
            'return setting, query.replace(GRAPHQL_GUARD, "")', "return setting, query",
            ("tests/test_splinter.py",)),
+    # Issue 14: the module constants mutmut 3 does not mutate.
+    Mutant("audience anon", AUTH, 'AUDIENCE = "authenticated"', 'AUDIENCE = "anon"', AUTH_TESTS),
+    Mutant("role anon", AUTH, 'ROLE = "authenticated"', 'ROLE = "anon"', AUTH_TESTS),
+    Mutant("HS256 as an asymmetric algorithm", AUTH,
+           'ASYMMETRIC_ALGORITHMS = frozenset({"ES256", "RS256"})',
+           'ASYMMETRIC_ALGORITHMS = frozenset({"ES256", "RS256", "HS256"})', AUTH_TESTS),
+    Mutant("unknown-kid cool-down 0", AUTH, "JWKS_REFRESH_COOLDOWN_SECONDS = 30.0",
+           "JWKS_REFRESH_COOLDOWN_SECONDS = 0.0", AUTH_TESTS),
+    Mutant("key set kept 10x longer", AUTH, "JWKS_LIFESPAN_SECONDS = 600.0",
+           "JWKS_LIFESPAN_SECONDS = 6000.0", AUTH_TESTS),
+    Mutant("key set fetch timeout 50 s", AUTH, "JWKS_FETCH_TIMEOUT_SECONDS = 5.0",
+           "JWKS_FETCH_TIMEOUT_SECONDS = 50.0", AUTH_TESTS),
+    Mutant("no back-off after a failed fetch", AUTH, "JWKS_BACKOFF_SECONDS = (5.0, 60.0)",
+           "JWKS_BACKOFF_SECONDS = (0.0, 0.0)", AUTH_TESTS),
+    Mutant("a million tokens kept", AUTH, "VERIFIED_TOKENS_KEPT = 1024",
+           "VERIFIED_TOKENS_KEPT = 1_000_000", AUTH_TESTS),
+    Mutant("key sets of any size", KEYSET, "MAX_KEY_SET_BYTES = 1 << 20",
+           "MAX_KEY_SET_BYTES = 1 << 30", AUTH_TESTS),
+    Mutant("cursors of 5 characters at most", CURSOR, "MAX_CURSOR_LENGTH = 512",
+           "MAX_CURSOR_LENGTH = 5", ("tests/test_cursor.py",)),
+    Mutant("cursor version 2", CURSOR, "_VERSION = 1", "_VERSION = 2", ("tests/test_cursor.py",)),
+    Mutant("health cached 0 s", HEALTH, "CACHE_SECONDS = 5.0", "CACHE_SECONDS = 0.0",
+           HEALTH_TESTS),
+    Mutant("health cached a minute", HEALTH, "CACHE_SECONDS = 5.0", "CACHE_SECONDS = 60.0",
+           HEALTH_TESTS),
+    Mutant("health on another path", HEALTH, 'HEALTH_PATH = "/health"', 'HEALTH_PATH = "/healthz"',
+           HEALTH_TESTS),
+    Mutant("ETag not exposed", HTTP, 'EXPOSED_HEADERS = "X-Request-Id, ETag"',
+           'EXPOSED_HEADERS = "X-Request-Id"', ENDPOINT),
+    Mutant("If-None-Match not allowed", HTTP, 'baggage, if-none-match"', 'baggage"', ENDPOINT),
+    Mutant("request ids of any length", HTTP, "{0,127}", "{0,1270}", ("tests/test_http.py",)),
+    Mutant("default page of 51", PARAMS, "DEFAULT_LIMIT = 50", "DEFAULT_LIMIT = 51",
+           ("tests/test_params.py",)),
+    Mutant("pages of 201", PARAMS, "MAX_LIMIT = 200", "MAX_LIMIT = 201", ("tests/test_params.py",)),
+    Mutant("offsets past int4", PARAMS, "MAX_OFFSET = 2_147_483_647", "MAX_OFFSET = 2_147_483_648",
+           ("tests/test_params.py",)),
+    Mutant("uuids of 11 hex digits at the end", PARAMS, "[0-9a-fA-F]{12}", "[0-9a-fA-F]{11,12}",
+           ("tests/test_params.py",)),
+    Mutant("default DB budget 20 s", SETTINGS, "DEFAULT_DB_TIMEOUT_SECONDS = 10.0",
+           "DEFAULT_DB_TIMEOUT_SECONDS = 20.0", ("tests/test_settings.py",)),
+    Mutant("DB budget up to 3000 s", SETTINGS, "MAX_DB_TIMEOUT_SECONDS = 300.0",
+           "MAX_DB_TIMEOUT_SECONDS = 3000.0", ("tests/test_settings.py",)),
+    Mutant("authenticator allowed in DATABASE_URL", SETTINGS,
+           '{"postgres", "service_role", "authenticator"}', '{"postgres", "service_role"}',
+           ("tests/test_settings.py",)),
+    Mutant("a pool of 40", PG, "DEFAULT_MAX_CONNECTIONS = 4", "DEFAULT_MAX_CONNECTIONS = 40",
+           ("tests/test_postgres_store.py",)),
+    Mutant("the direct store reads as anon", PG, 'READ_ROLE = "authenticated"',
+           'READ_ROLE = "anon"', ("tests/test_store_role.py", "tests/test_postgres_store.py")),
+    Mutant("trace ids of any case", "calls_batch_get/trace.py",
+           '([0-9a-f]{2})-([0-9a-f]{32})', '([0-9a-fA-F]{2})-([0-9a-fA-F]{32})',
+           ("tests/test_trace.py",)),
 )
 
 
