@@ -161,8 +161,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--pure", action="store_true", help="only what needs no database")
     parser.add_argument("--fresh", action="store_true", help="forget earlier results")
     parser.add_argument("--report", action="store_true", help="only report the last results")
-    parser.add_argument("--jobs", type=int, default=3 * (os.cpu_count() or 1),
-                        help="mutants run at once (default: 3 per core)")
+    parser.add_argument("--jobs", type=int, default=4 * (os.cpu_count() or 1),
+                        help="mutants run at once (default: 4 per core)")
     args = parser.parse_args(argv)
     modules: list[str] = args.modules or (list(PURE) if args.pure else [])
     if args.report:
