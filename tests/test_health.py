@@ -236,6 +236,25 @@ def test_a_frozen_database_is_down_within_the_budget_and_back_once_it_answers(
         end_app_sessions(database_url)
 
 
+def test_a_database_that_answers_within_the_budget_is_up(
+    make_app: AppFactory, function_url: str, database_url: str, proxy: WireProxy, clock: Clock,
+) -> None:
+    client = make_app(DATABASE_URL=proxied_url(function_url, proxy.port), DB_TIMEOUT_SECONDS="2")
+    try:
+        assert body(probe(client)) == ALL_OK
+        proxy.freeze()
+        clock.advance(CACHE_SECONDS)
+        # Slow, not gone: it answers a little before the budget runs out.
+        threading.Timer(1.9, proxy.thaw).start()
+        started = time.monotonic()
+        response = probe(client)
+        assert time.monotonic() - started >= 1.8
+        assert (response.status_code, body(response)) == (200, ALL_OK)
+    finally:
+        proxy.thaw()
+        end_app_sessions(database_url)
+
+
 def test_an_unreachable_database_is_down(make_app: AppFactory) -> None:
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
@@ -517,8 +536,28 @@ def test_usable_is_false_after_a_failed_fetch_and_during_the_back_off(
     cache = cache_of(service)
     assert cache.usable() is False
     service.status = 200
+    started = time.monotonic()
     assert cache.usable() is False
+    # At once: there is no fetch to wait for during the back-off.
+    assert time.monotonic() - started < 1.0
     assert service.fetches == 1
+
+
+def test_usable_gives_up_on_a_key_service_trickling_its_headers_in_time(
+    service: KeySetServer,
+) -> None:
+    # A byte at a time restarts every socket timeout: only the wait's own bound ends it.
+    service.trickling = True
+    cache = cache_of(service, fetch_timeout=0.5)
+    answers: list[bool] = []
+    asking = threading.Thread(target=lambda: answers.append(cache.usable()), daemon=True)
+    started = time.monotonic()
+    asking.start()
+    asking.join(timeout=5.0)
+    took = time.monotonic() - started
+    service.trickling = False
+    assert answers == [False]
+    assert took < 2.0
 
 
 def test_usable_waits_for_the_fetch_under_way_at_most_its_timeout(service: KeySetServer) -> None:
