@@ -18,6 +18,7 @@ from uuid import UUID
 
 from calls_batch_get import cursor
 from calls_batch_get.models import ContactStatus
+from scripts.localdb import copy_rows
 from tests import spec_example as spec
 from tests.database import Conn, insert
 
@@ -290,8 +291,9 @@ def seed(conn: Conn) -> None:
         if batch.agent:
             insert(conn, "agent_mappings", **vars(batch.agent))
         insert(conn, "call_batches", **batch.row())
-        for row in batch.contacts:
-            insert(conn, "campaign_contacts", batch_id=batch.id, **row)
+        # One COPY per batch: the suite seeds these for every scenario test.
+        copy_rows(conn, "campaign_contacts",
+                  [{"batch_id": batch.id, **row} for row in batch.contacts])
 
 
 # --- the oracle ---------------------------------------------------------------------------------
