@@ -372,6 +372,39 @@ def test_a_dropped_connection_is_replaced_without_failing_the_read(
     assert pg_store.read(caller_of(user_id), query(batch_id)).batch is not None
 
 
+@pytest.mark.parametrize("connections", [1, 3])
+def test_a_read_after_every_pooled_connection_was_dropped_answers_on_a_fresh_one(
+    db: Seeder, function_url: str, connections: int
+) -> None:
+    # A server restart leaves the whole pool dead: one try on each, then one on a new connection.
+    agency_id, user_id = db.agency_with_user()
+    batch_id = db.batch(agency_id)
+    earlier = backend_pids(db.conn)
+    store = PostgresStore(function_url, 5.0, max_connections=connections)
+    try:
+        barrier = threading.Barrier(connections)
+
+        def hold() -> None:
+            with store._pool.connection() as conn:
+                conn.execute("select 1")
+                barrier.wait(5)
+
+        holding = [threading.Thread(target=hold) for _ in range(connections)]
+        for thread in holding:
+            thread.start()
+        for thread in holding:
+            thread.join(5)
+        assert len(backend_pids(db.conn) - earlier) == connections
+        db.conn.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity"
+            " where application_name = %s and datname = current_database()",
+            (APPLICATION_NAME,),
+        )
+        assert store.read(caller_of(user_id), query(batch_id)).batch is not None
+    finally:
+        store.close()
+
+
 def assert_fixed_failure(read: Callable[[], object]) -> StoreError:
     with pytest.raises(StoreError) as caught:
         read()
