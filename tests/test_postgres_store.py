@@ -19,7 +19,12 @@ import pytest
 from calls_batch_get.models import Batch, ContactStatus
 from calls_batch_get.params import BatchQuery
 from calls_batch_get.store import BatchRead, StoreError
-from calls_batch_get.store.postgres import APPLICATION_NAME, FETCH_FAILED, PostgresStore
+from calls_batch_get.store.postgres import (
+    APPLICATION_NAME,
+    CLIENT_GRACE_SECONDS,
+    FETCH_FAILED,
+    PostgresStore,
+)
 from scripts import demo_data
 from tests import spec_example as spec
 from tests.database import T0, Seeder, backend_pids, poll
@@ -401,6 +406,25 @@ def test_a_read_after_every_pooled_connection_was_dropped_answers_on_a_fresh_one
             (APPLICATION_NAME,),
         )
         assert store.read(caller_of(user_id), query(batch_id)).batch is not None
+    finally:
+        store.close()
+
+
+def test_a_read_that_answered_leaves_its_connection_uncut_past_its_deadline(
+    db: Seeder, function_url: str
+) -> None:
+    # The watchdog's alarm of a read that answered is called off: it must not cut the pooled
+    # connection later, under whatever read has it then.
+    agency_id, user_id = db.agency_with_user()
+    batch_id = db.batch(agency_id)
+    earlier = backend_pids(db.conn)
+    store = PostgresStore(function_url, 0.5)
+    try:
+        assert store.read(caller_of(user_id), query(batch_id)).batch is not None
+        (first,) = backend_pids(db.conn) - earlier
+        time.sleep(0.5 + CLIENT_GRACE_SECONDS + 0.5)
+        assert store.read(caller_of(user_id), query(batch_id)).batch is not None
+        assert backend_pids(db.conn) - earlier == {first}
     finally:
         store.close()
 
