@@ -429,6 +429,20 @@ def test_a_read_that_answered_leaves_its_connection_uncut_past_its_deadline(
         store.close()
 
 
+def test_the_watchdog_runs_on_a_daemon_thread_named_for_the_function(
+    db: Seeder, pg_store: PostgresStore
+) -> None:
+    agency_id, user_id = db.agency_with_user()
+    batch_id = db.batch(agency_id)
+    for _ in range(2):
+        pg_store.read(caller_of(user_id), query(batch_id))
+    # A daemon: the interpreter's exit never waits for it (its loop has no end); named as a
+    # thread dump (py-spy, faulthandler) shows it.
+    watchdogs = [t for t in threading.enumerate() if t.name == f"{APPLICATION_NAME}-watchdog"]
+    assert [t.daemon for t in watchdogs if t.is_alive()] == [True] * len(watchdogs)
+    assert watchdogs
+
+
 def assert_fixed_failure(read: Callable[[], object]) -> StoreError:
     with pytest.raises(StoreError) as caught:
         read()
