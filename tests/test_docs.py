@@ -234,3 +234,25 @@ def test_the_typescript_sample_calls_what_the_client_exports() -> None:
         assert re.search(rf"^\s+{method}\(", source, re.M), method
     for kind in re.findall(r'answer\.kind === "([a-z_]+)"', sample):
         assert f'readonly kind: "{kind}"' in source, kind
+
+
+def test_the_timings_and_sizes_the_decisions_state_are_the_codes() -> None:
+    # The numbers a reader plans by (how long a key set is kept, how long a fetch may take, how
+    # many tokens an instance remembers) are written in docs/decisions.md: each is the code's.
+    from calls_batch_get import auth
+    from calls_batch_get.store import postgres
+
+    text = " ".join((ROOT / "docs/decisions.md").read_text().split())
+    first_backoff, max_backoff = auth.JWKS_BACKOFF_SECONDS
+    stated = [
+        f"kept for {auth.JWKS_LIFESPAN_SECONDS / 60:g} minutes",
+        f"refetches it at most every {auth.JWKS_REFRESH_COOLDOWN_SECONDS:g} s",
+        f"at most its {auth.JWKS_FETCH_TIMEOUT_SECONDS:g} s timeout",
+        f"none other for {first_backoff:g} s, doubling per failure up to {max_backoff:g} s",
+        f"the last {auth.VERIFIED_TOKENS_KEPT:,} tokens",
+        f"leeway is {auth.LEEWAY_SECONDS} s",
+        f"keepalives ({postgres.KEEPALIVE_IDLE_SECONDS} s idle,"
+        f" {postgres.KEEPALIVE_INTERVAL_SECONDS} s \N{MULTIPLICATION SIGN}"
+        f" {postgres.KEEPALIVE_COUNT} probes)",
+    ]
+    assert [phrase for phrase in stated if phrase not in text] == []

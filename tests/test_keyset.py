@@ -3,6 +3,7 @@ who does not, and when it fetches again."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -102,3 +103,17 @@ def test_an_unknown_kid_refetches_once_per_cool_down(
     assert eager.key(key.kid) is not None
     assert eager.key("rotated-in-later") is None
     assert eager.fetches == 2
+
+
+def test_a_key_set_larger_than_a_mebibyte_is_refused_even_if_it_is_one(
+    service: KeySetServer, key: SigningKey
+) -> None:
+    # A project's key set is a few keys: one this large is not one, valid JSON or not.
+    padding = " " * (1 << 20)  # the documented bound, not the constant: a mebibyte
+    service.body = ('{"keys": [' + json.dumps(key.public_jwk()) + "]" + padding + "}").encode()
+    cache = cache_of(service)
+    with pytest.raises(KeySetUnavailable):
+        cache.key(key.kid)
+    # The same set, at its own size, is taken.
+    service.body = json.dumps({"keys": [key.public_jwk()]}).encode()
+    assert cache_of(service).key(key.kid) is not None
