@@ -219,7 +219,7 @@ def test_the_prerequisites_name_the_python_the_scripts_check() -> None:
     pyproject = (ROOT / "pyproject.toml").read_text()
     (minimum,) = re.findall(r'^requires-python = ">=(3\.[0-9]+)"', pyproject, re.M)
     checked = re.findall(r"sys\.version_info < \((3), ([0-9]+)\)",
-                         (ROOT / "scripts" / "venv.sh").read_text())
+                         (ROOT / "scripts" / "python_venv.sh").read_text())
     assert checked == [("3", minimum.split(".")[1])]
     assert f"`python3` {minimum} or newer" in section("Prerequisites")
 
