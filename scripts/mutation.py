@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tomllib
@@ -171,6 +172,8 @@ def main(argv: list[str]) -> int:
         return summarize(modules)
     prepare("pure" if args.pure else "full", args.fresh)
 
+    # A SIGTERM ends the run as Ctrl-C does: through the with-blocks, so the server is removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     env = dict(os.environ)
     if args.pure:
         # The conftest marks every test that needs the database server.
