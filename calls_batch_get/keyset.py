@@ -77,11 +77,7 @@ class KeySetCache:
         with self._cond:
             if self._keys is not None:
                 return True
-            if not self._start_fetch(monotonic()) and not self._fetching:
-                return False
-            generation = self._generation
-            self._cond.wait_for(lambda: self._generation != generation, self._fetch_timeout)
-            return self._keys is not None
+            return self._fetch_and_wait(monotonic()) and self._keys is not None
 
     def key(self, kid: str) -> PyJWK | None:
         """The key ``kid`` names; None when a readable set does not hold it (the token's fault).
@@ -96,16 +92,23 @@ class KeySetCache:
                 return self._keys[kid]
             if self._keys is not None and not self._may_refetch_for_unknown_kid(now):
                 return None
-            if not self._start_fetch(now) and not self._fetching:
-                # Backing off after a failure: no fetch to wait for.
+            if not self._fetch_and_wait(now):
                 if self._keys is None:
                     raise KeySetUnavailable("the last key set fetch failed")
                 return None
-            generation = self._generation
-            self._cond.wait_for(lambda: self._generation != generation, self._fetch_timeout)
             if self._keys is None:
                 raise KeySetUnavailable("no key set could be fetched in time")
             return self._keys.get(kid)
+
+    def _fetch_and_wait(self, now: float) -> bool:
+        """Starts a fetch unless one runs, and waits for the one under way, at most the fetch
+        timeout (called holding the lock). False at once while backing off after a failure:
+        there is no fetch to wait for."""
+        if not self._start_fetch(now) and not self._fetching:
+            return False
+        generation = self._generation
+        self._cond.wait_for(lambda: self._generation != generation, self._fetch_timeout)
+        return True
 
     def _may_refetch_for_unknown_kid(self, now: float) -> bool:
         # A rotated key appears under a new kid; garbage kids must not hammer Auth meanwhile.

@@ -334,7 +334,8 @@ MUTANTS = (
            "        if self._role_checked or self._refusal is not None:\n            return\n",
            "        return\n", FUNCTION),
     Mutant("PostgREST not asked ahead", SUPABASE,
-           "self.client.session.head(", "(lambda *_, **__: None)(",
+           "            self._head_of_the_root()\n        except httpx.HTTPError as error:",
+           "            pass\n        except httpx.HTTPError as error:",
            ("tests/test_supabase_store.py",)),
     # Issue 13: a ledger row of an existing batch, the recipes, the down script.
     Mutant("ledger check never fires", LEDGER_CHECK, "when (pg_trigger_depth() = 0)",

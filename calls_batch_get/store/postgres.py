@@ -18,8 +18,8 @@ import logging
 import math
 import os
 import socket
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.rows import DictRow, dict_row
@@ -74,6 +74,11 @@ READ_STATEMENT = (
 
 # The health check's statement: the database answered, and nothing was read.
 PING_STATEMENT = "select 1"
+
+Connection = psycopg.Connection[DictRow]
+T = TypeVar("T")
+# What runs on a connection: given it, and whether the role check was just asked on it.
+_Work = Callable[[Connection, bool], T]
 
 # Whether the connection's role may read as it must: under row-level security, as
 # authenticated. Run once per store, on its first connection.
@@ -197,13 +202,8 @@ class PostgresStore:
         """Whether the database answers a trivial statement on a pooled connection, within the
         store's timeout; a connection found dropped is tried again as a read's would be. A role
         refused (now, or by an earlier read) is no database to serve from: False."""
-        deadline = Deadline(self._timeout_seconds)
         try:
-            for _ in range(self._max_connections):
-                with contextlib.suppress(_ConnectionDropped):
-                    self._ping_once(deadline)
-                    return True
-            self._ping_once(deadline)
+            self._on_a_connection(Deadline(self._timeout_seconds), _ping)
         except (psycopg.Error, RoleRefused):  # PoolTimeout and PoolClosed are psycopg errors
             return False
         return True
@@ -213,17 +213,42 @@ class PostgresStore:
         self._pool.close(CLOSE_TIMEOUT_SECONDS)
 
     def _fetch(self, params: dict[str, Any], caller: Caller, deadline: Deadline) -> DictRow:
-        # A pooled connection the server or a pooler dropped while idle (an instance's CPU is
-        # throttled between requests, so the pool cannot notice in time) fails at once, and the
-        # read has no side effects: try the next one. After a server restart every pooled
-        # connection is dead, so as many tries as the pool holds, and one on a fresh connection,
-        # all within the same deadline.
+        def read(conn: Connection, _: bool) -> DictRow | None:
+            # The settings and the read leave as one simple-query message: one flight, and
+            # one implicit transaction for both (so the settings' set_config(..., true) hold
+            # for the read, and no BEGIN or COMMIT need travel; the connection is in
+            # autocommit mode so that psycopg sends none of its own). The values are bound
+            # as literals by psycopg itself, which costs less than a pipeline's machinery.
+            cursor = psycopg.ClientCursor(conn)
+            cursor.execute(
+                f"{self.session_settings}; {READ_STATEMENT}",
+                {
+                    **params,
+                    "statement_timeout": _milliseconds(deadline.remaining()),
+                    "claims": caller.claims,
+                },
+            )
+            cursor.nextset()
+            return cursor.fetchone()
+
+        row = self._on_a_connection(deadline, read)
+        if row is None or row["document"] is None:
+            raise psycopg.InterfaceError("the read statement returned no document")
+        return row
+
+    def _on_a_connection(self, deadline: Deadline, work: _Work[T]) -> T:
+        """``work`` on a pooled connection, under the watchdog, within ``deadline``. A pooled
+        connection the server or a pooler dropped while idle (an instance's CPU is throttled
+        between requests, so the pool cannot notice in time) fails at once, and the work has
+        no side effects: the next one is tried. After a server restart every pooled connection
+        is dead, so as many tries as the pool holds, and one on a fresh connection, all within
+        the same deadline."""
         for _ in range(self._max_connections):
             with contextlib.suppress(_ConnectionDropped):
-                return self._fetch_once(params, caller, deadline)
-        return self._fetch_once(params, caller, deadline)
+                return self._once(deadline, work)
+        return self._once(deadline, work)
 
-    def _fetch_once(self, params: dict[str, Any], caller: Caller, deadline: Deadline) -> DictRow:
+    def _once(self, deadline: Deadline, work: _Work[T]) -> T:
         if self._refusal is not None:
             raise RoleRefused(self._refusal)
         with self._pool.connection(timeout=deadline.remaining()) as conn:
@@ -231,27 +256,13 @@ class PostgresStore:
                 deadline.remaining() + CLIENT_GRACE_SECONDS, lambda: _cut(conn)
             )
             try:
-                if not self._role_checked:
+                judged = not self._role_checked
+                if judged:
                     # Whether this role may serve at all: asked once, by the instance's first
-                    # read, before its role is set (a role that may not act as authenticated
-                    # would fail that with a message of the database's).
+                    # use of the database, before its role is set (a role that may not act as
+                    # authenticated would fail that with a message of the database's).
                     self._judge_role(conn.execute(ROLE_CHECK, (READ_ROLE,)).fetchone())
-                # The settings and the read leave as one simple-query message: one flight, and
-                # one implicit transaction for both (so the settings' set_config(..., true) hold
-                # for the read, and no BEGIN or COMMIT need travel; the connection is in
-                # autocommit mode so that psycopg sends none of its own). The values are bound
-                # as literals by psycopg itself, which costs less than a pipeline's machinery.
-                cursor = psycopg.ClientCursor(conn)
-                cursor.execute(
-                    f"{self.session_settings}; {READ_STATEMENT}",
-                    {
-                        **params,
-                        "statement_timeout": _milliseconds(deadline.remaining()),
-                        "claims": caller.claims,
-                    },
-                )
-                cursor.nextset()
-                row = cursor.fetchone()
+                return work(conn, judged)
             except psycopg.OperationalError as exc:
                 # Cut by the watchdog: the deadline has passed, so no second try.
                 if not alarm.cancel() and conn.broken and not isinstance(
@@ -262,30 +273,6 @@ class PostgresStore:
             finally:
                 if alarm.cancel():
                     # A cut connection, even one whose answer made it, never goes back.
-                    conn.close()
-        if row is None or row["document"] is None:
-            raise psycopg.InterfaceError("the read statement returned no document")
-        return row
-
-    def _ping_once(self, deadline: Deadline) -> None:
-        if self._refusal is not None:
-            raise RoleRefused(self._refusal)
-        with self._pool.connection(timeout=deadline.remaining()) as conn:
-            alarm = self._watchdog.arm(
-                deadline.remaining() + CLIENT_GRACE_SECONDS, lambda: _cut(conn)
-            )
-            try:
-                if self._role_checked:
-                    conn.execute(PING_STATEMENT)
-                else:
-                    # The first round trip of the instance, as for a read: judge the role on it.
-                    self._judge_role(conn.execute(ROLE_CHECK, (READ_ROLE,)).fetchone())
-            except psycopg.OperationalError as exc:
-                if not alarm.cancel() and conn.broken:
-                    raise _ConnectionDropped from exc
-                raise
-            finally:
-                if alarm.cancel():
                     conn.close()
 
     def _judge_role(self, row: DictRow | None) -> None:
@@ -304,6 +291,12 @@ class PostgresStore:
 def _milliseconds(seconds: float) -> str:
     # At least 1: a statement_timeout of 0 would mean no timeout at all.
     return str(max(1, math.ceil(seconds * 1000)))
+
+
+def _ping(conn: Connection, judged: bool) -> None:
+    # The role check, when it was just asked, is the round trip that shows the database answers.
+    if not judged:
+        conn.execute(PING_STATEMENT)
 
 
 def _cut(conn: psycopg.Connection[DictRow]) -> None:

@@ -136,7 +136,7 @@ class SupabaseStore:
         it answers), so that the first read does not pay for it; bounded by the client's
         timeout. A failure is only logged: the first read tries again."""
         try:
-            self.client.session.head(f"{self.client.base_url}/", headers=self.client.headers)
+            self._head_of_the_root()
         except httpx.HTTPError as error:
             _log.warning(
                 "could not open a connection to PostgREST ahead of the first request",
@@ -149,12 +149,14 @@ class SupabaseStore:
         reach the database, the gateway 502 or 504 while PostgREST is down. Bounded by the
         client's timeout."""
         try:
-            response = self.client.session.head(
-                f"{self.client.base_url}/", headers=self.client.headers
-            )
+            response = self._head_of_the_root()
         except httpx.HTTPError:
             return False
         return response.status_code < httpx.codes.INTERNAL_SERVER_ERROR
+
+    def _head_of_the_root(self) -> httpx.Response:
+        """A HEAD of the API's root with the key alone, on the client's connections."""
+        return self.client.session.head(f"{self.client.base_url}/", headers=self.client.headers)
 
     def close(self) -> None:
         # The HTTP connections belong to the client, which lives as long as the instance.
