@@ -92,7 +92,9 @@ def test_a_role_that_could_read_past_the_policies_is_refused_for_good(
 
     # Later reads are refused without asking the database again.
     with psycopg.connect(owned_elsewhere, autocommit=True) as conn:
-        conn.execute("select pg_terminate_backend(pid) from pg_stat_activity"
+        # With a timeout, pg_terminate_backend waits until the session is gone: the count
+        # below must see only what the second read opened.
+        conn.execute("select pg_terminate_backend(pid, 5000) from pg_stat_activity"
                      " where usename = %s", (role,))
         second = refusal(store)
         assert isinstance(second.__cause__, RoleRefused)
