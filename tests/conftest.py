@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 from calls_batch_get.handler import Handler
 from calls_batch_get.settings import Settings, load_settings
 from tests.db_fixtures import *  # noqa: F403 - the real-PostgreSQL fixtures, session-wide
+from tests.mutation_order import fastest_first, mutant_under_test, recorded_durations
 from tests.postgrest_standin import ProjectKeys
 from tests.tokens import HS256_SECRET, KeySetServer, SigningKey, TokenFactory
 from tests.wire_proxy import proxy  # noqa: F401 - the loopback proxy in front of the database
@@ -106,3 +107,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "db_server_url" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.database)
+    mutant = mutant_under_test()
+    if mutant is not None:
+        order = fastest_first([item.nodeid for item in items], mutant, recorded_durations())
+        items[:] = [items[index] for index in order]
