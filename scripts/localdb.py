@@ -170,6 +170,19 @@ def embedded_postgres() -> Iterator[EmbeddedPostgres]:
         server.stop()
 
 
+@contextlib.contextmanager
+def shared_test_server() -> Iterator[str]:
+    """The server many pytest runs share (each run's sessions make databases of their own):
+    ``TEST_DATABASE_URL`` when set, else an embedded one for as long as the block runs, which
+    outlives a run that was killed (a hung test) and is removed at the end all the same."""
+    configured = os.environ.get("TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    with embedded_postgres() as server:
+        yield server.url
+
+
 def with_database(url: str, name: str) -> str:
     """The same server URL pointing at another database (query options such as host are kept)."""
     return urlsplit(url)._replace(path=f"/{name}").geturl()

@@ -6,6 +6,7 @@ and the verdict (killed when those tests fail). The working tree is restored aft
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -13,6 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from scripts.localdb import shared_test_server  # noqa: E402 - after the path is set
 
 
 @dataclass(frozen=True)
@@ -404,7 +409,7 @@ MUTANTS = (
 )
 
 
-def run(mutant: Mutant) -> bool:
+def run(mutant: Mutant, env: dict[str, str]) -> bool:
     """True when the tests fail on the mutant (killed)."""
     path = REPO_ROOT / mutant.path
     original = path.read_text()
@@ -415,7 +420,7 @@ def run(mutant: Mutant) -> bool:
             # The thread method ends a test stuck for good (a deadlock is a way to fail, too).
             [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
              "--timeout", "120", "--timeout-method", "thread", *mutant.tests],
-            cwd=REPO_ROOT, capture_output=True, text=True, check=False, timeout=600,
+            cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False, timeout=600,
         )
     except subprocess.TimeoutExpired:
         return True
@@ -427,12 +432,16 @@ def run(mutant: Mutant) -> bool:
 def main(names: list[str]) -> int:
     chosen = [m for m in MUTANTS if not names or m.name in names]
     killed = 0
-    for mutant in chosen:
-        started = time.monotonic()
-        dead = run(mutant)
-        killed += dead
-        verdict = "killed" if dead else "SURVIVED"
-        print(f"{verdict:9} {time.monotonic() - started:6.1f}s  {mutant.name}", flush=True)
+    # One server for every mutant's run: a run ended by its timeout (or a hung test's os._exit)
+    # skips its own teardown, and would leave its embedded server behind.
+    with shared_test_server() as url:
+        env = {**os.environ, "TEST_DATABASE_URL": url}
+        for mutant in chosen:
+            started = time.monotonic()
+            dead = run(mutant, env)
+            killed += dead
+            verdict = "killed" if dead else "SURVIVED"
+            print(f"{verdict:9} {time.monotonic() - started:6.1f}s  {mutant.name}", flush=True)
     print(f"{killed} of {len(chosen)} killed")
     return 0 if killed == len(chosen) else 1
 

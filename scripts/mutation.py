@@ -16,7 +16,6 @@ prints the score per module, counting as equivalent the mutants that
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
@@ -25,7 +24,7 @@ import subprocess
 import sys
 import tomllib
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from scripts.localdb import embedded_postgres  # noqa: E402 - after the path is set
+from scripts.localdb import shared_test_server  # noqa: E402 - after the path is set
 
 PACKAGE = "calls_batch_get"
 MUTANTS_DIR = REPO_ROOT / "mutants"
@@ -140,16 +139,6 @@ def report(tallies: Mapping[str, Tally], verdicts: Mapping[str, str],
             print(f"  listed as equivalent but {status}: {name}")
 
 
-@contextlib.contextmanager
-def database_server() -> Iterator[str]:
-    configured = os.environ.get("TEST_DATABASE_URL")
-    if configured:
-        yield configured
-        return
-    with embedded_postgres() as server:
-        yield server.url
-
-
 def prepare(mode: str, fresh: bool) -> None:
     recorded = MODE_FILE.read_text() if MODE_FILE.exists() else None
     if fresh or (recorded is not None and recorded != mode):
@@ -180,7 +169,7 @@ def main(argv: list[str]) -> int:
         env["PYTEST_ADDOPTS"] = f"{env.get('PYTEST_ADDOPTS', '')} -m 'not database'".strip()
     globs = [f"{PACKAGE}.{module}.*" for module in modules]
     mutmut = Path(sys.executable).with_name("mutmut")
-    with database_server() as url:
+    with shared_test_server() as url:
         env["TEST_DATABASE_URL"] = url
         # More mutants at once than cores: much of a mutant's time is its tests waiting (for
         # budgets to run out, frozen servers, key services). Not many more: a surviving mutant
