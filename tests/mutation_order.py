@@ -13,6 +13,8 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from scripts.mutation import module_of
+
 # mutmut runs the tests from its mutants/ directory, next to its stats (each test's duration).
 STATS = Path(__file__).resolve().parent.parent / "mutmut-stats.json"
 # What mutmut sets MUTANT_UNDER_TEST to when no mutant is active (its own set-up runs).
@@ -34,7 +36,7 @@ def recorded_durations(stats: Path = STATS) -> dict[str, float]:
 
 def own_module(mutant: str) -> str:
     """``calls_batch_get.store.postgres.xǁPostgresStoreǁread__mutmut_3`` -> ``postgres``."""
-    return mutant.rpartition(".")[0].rpartition(".")[2]
+    return module_of(mutant).rpartition(".")[2]
 
 
 def fastest_first(nodeids: Sequence[str], mutant: str,
