@@ -38,6 +38,9 @@ PACKAGE = "calls_batch_get"
 MUTANTS_DIR = REPO_ROOT / "mutants"
 # Which kind of run left mutants/: results of a --pure run would stand in a full one.
 MODE_FILE = MUTANTS_DIR / ".calls-batch-get-mode"
+# What each mutant's test session cost, one JSON line each (tests/mutation_session.py writes it).
+TIMES_FILE = MUTANTS_DIR / "mutant-times.jsonl"
+SLOWEST = 10
 # The modules whose tests need no database (the stores, the handler and the instance do).
 PURE = ("auth", "cursor", "deadline", "errors", "http", "keyset", "lazy", "log", "params",
         "settings", "trace")
@@ -181,10 +184,36 @@ def main(argv: list[str]) -> int:
     return summarize(modules)
 
 
+def session_times(path: Path = TIMES_FILE) -> dict[str, tuple[float, int]]:
+    """Each mutant's last session: seconds and tests run."""
+    times: dict[str, tuple[float, int]] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            entry = json.loads(line)
+            times[entry["mutant"]] = (entry["seconds"], entry["tests"])
+    return times
+
+
+def time_report(times: Mapping[str, tuple[float, int]], verdicts: Mapping[str, str]) -> None:
+    """Where a round's time went: the test sessions' seconds by verdict, and the slowest."""
+    if not times:
+        return
+    by_verdict: dict[str, float] = {}
+    for name, (seconds, _) in times.items():
+        status = verdicts.get(name, "gone")
+        by_verdict[status] = by_verdict.get(status, 0.0) + seconds
+    spent = ", ".join(f"{status} {seconds:.0f} s"
+                      for status, seconds in sorted(by_verdict.items(), key=lambda x: -x[1]))
+    print(f"\ntest sessions: {sum(by_verdict.values()):.0f} s ({spent})")
+    for name, (seconds, tests) in sorted(times.items(), key=lambda x: -x[1][0])[:SLOWEST]:
+        print(f"  {seconds:6.1f} s {tests:4} tests  {verdicts.get(name, 'gone'):9} {name}")
+
+
 def summarize(modules: list[str]) -> int:
     verdicts = results()
     equivalent = equivalent_mutants()
     report(tally(verdicts, equivalent, modules), verdicts, equivalent)
+    time_report(session_times(), verdicts)
     return 0
 
 

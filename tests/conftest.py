@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,7 +13,12 @@ from flask.testing import FlaskClient
 from calls_batch_get.handler import Handler
 from calls_batch_get.settings import Settings, load_settings
 from tests.db_fixtures import *  # noqa: F403 - the real-PostgreSQL fixtures, session-wide
-from tests.mutation_order import fastest_first, mutant_under_test, recorded_durations
+from tests.mutation_session import (
+    fastest_first,
+    mutant_under_test,
+    record_session,
+    recorded_durations,
+)
 from tests.postgrest_standin import ProjectKeys
 from tests.tokens import HS256_SECRET, KeySetServer, SigningKey, TokenFactory
 from tests.wire_proxy import proxy  # noqa: F401 - the loopback proxy in front of the database
@@ -24,14 +30,20 @@ ANON_KEY = "sb_publishable_key_for_tests"
 SERVICE_KEY = "sb_secret_key_for_tests"
 
 
+# Made when the suite is collected, not per session: mutation testing forks each mutant's
+# session from a process that collected the suite once, and an RSA key costs it 0.1 s.
+_EC_KEY = SigningKey.ec()
+_RSA_KEY = SigningKey.rsa()
+
+
 @pytest.fixture(scope="session")
 def ec_key() -> SigningKey:
-    return SigningKey.ec()
+    return _EC_KEY
 
 
 @pytest.fixture(scope="session")
 def rsa_key() -> SigningKey:
-    return SigningKey.rsa()
+    return _RSA_KEY
 
 
 @pytest.fixture
@@ -111,3 +123,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if mutant is not None:
         order = fastest_first([item.nodeid for item in items], mutant, recorded_durations())
         items[:] = [items[index] for index in order]
+
+
+# Under mutmut, each mutant's session records its time and how many tests it ran before -x.
+_STARTED = pytest.StashKey[float]()
+_RUN = pytest.StashKey[int]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.stash[_STARTED] = time.monotonic()
+    session.stash[_RUN] = 0
+
+
+def pytest_runtest_call(item: pytest.Item) -> None:
+    item.session.stash[_RUN] += 1
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    mutant = mutant_under_test()
+    if mutant is not None:
+        record_session(mutant, time.monotonic() - session.stash[_STARTED],
+                       session.stash[_RUN], int(exitstatus))

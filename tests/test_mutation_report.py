@@ -3,9 +3,12 @@ so that the score printed after a round means what docs/testing.md says it does.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
-from scripts.mutation import module_of, report, tally
+from scripts.mutation import module_of, report, session_times, tally, time_report
 
 PG = "calls_batch_get.store.postgres.xǁPostgresStoreǁread__mutmut_"
 CURSOR = "calls_batch_get.cursor.x_decode__mutmut_"
@@ -55,3 +58,20 @@ def test_a_listed_equivalent_that_is_killed_or_gone_is_reported(
 ])
 def test_a_mutants_module(mutant: str, module: str) -> None:
     assert module_of(mutant) == module
+
+
+def test_the_time_report_names_where_the_round_went(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    times_file = tmp_path / "mutant-times.jsonl"
+    times_file.write_text(
+        json.dumps({"mutant": f"{PG}1", "seconds": 0.5, "tests": 3, "exit": 1}) + "\n"
+        + json.dumps({"mutant": f"{PG}2", "seconds": 40.0, "tests": 300, "exit": 0}) + "\n"
+        + json.dumps({"mutant": f"{PG}1", "seconds": 0.25, "tests": 2, "exit": 1}) + "\n"
+    )
+    times = session_times(times_file)
+    assert times == {f"{PG}1": (0.25, 2), f"{PG}2": (40.0, 300)}  # a mutant's last session
+    time_report(times, {f"{PG}1": "killed", f"{PG}2": "survived"})
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == "test sessions: 40 s (survived 40 s, killed 0 s)"
+    assert out[2].split() == ["40.0", "s", "300", "tests", "survived", f"{PG}2"]

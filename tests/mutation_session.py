@@ -1,9 +1,11 @@
-"""The order a mutant's tests run in under mutmut: the mutated module's own test files first,
-then the fastest tests first.
+"""A mutant's test session under mutmut: the order its tests run in, and the record of what it
+cost.
 
 mutmut runs a mutant's tests with ``-x`` in the order of a set, so a mutant that a 5 ms unit test
-kills often waited for a dozen slow endpoint scenarios first. Most mutants are killed, so the
-whole round's time is mostly how soon the first failing test comes.
+kills often waited for a dozen slow endpoint scenarios first: here the mutated module's own test
+files run first, then the fastest tests. And mutmut 3.8.1 records no mutant's duration when it
+forks them, so each session appends its own to ``mutant-times.jsonl`` beside mutmut's stats,
+which ``scripts/mutation.py --report`` reads to name where a round's time went.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from scripts.mutation import module_of
 
 # mutmut runs the tests from its mutants/ directory, next to its stats (each test's duration).
 STATS = Path(__file__).resolve().parent.parent / "mutmut-stats.json"
+TIMES = STATS.with_name("mutant-times.jsonl")
 # What mutmut sets MUTANT_UNDER_TEST to when no mutant is active (its own set-up runs).
 NOT_A_MUTANT = frozenset({"", "fail", "stats", "list_all_tests", "mutant_generation"})
 
@@ -52,3 +55,13 @@ def fastest_first(nodeids: Sequence[str], mutant: str,
         return module not in test_file, durations.get(nodeid, float("inf"))
 
     return sorted(range(len(nodeids)), key=key)
+
+
+def record_session(mutant: str, seconds: float, tests_run: int, exit_status: int,
+                   times: Path = TIMES) -> None:
+    """Appends one line per mutant, in one write to a file opened for appending: the lines of
+    mutants running at once do not interleave."""
+    line = json.dumps({"mutant": mutant, "seconds": round(seconds, 3), "tests": tests_run,
+                       "exit": exit_status})
+    with times.open("a") as file:
+        file.write(line + "\n")

@@ -1,4 +1,4 @@
-"""The order a mutant's tests run in under mutmut (tests/mutation_order.py): the whole round's
+"""The order a mutant's tests run in under mutmut (tests.mutation_session.py): the whole round's
 time is how soon each mutant's first failing test comes."""
 
 from __future__ import annotations
@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.mutation_order import fastest_first, mutant_under_test, own_module, recorded_durations
+from tests.mutation_session import (
+    fastest_first,
+    mutant_under_test,
+    own_module,
+    record_session,
+    recorded_durations,
+)
 
 MUTANT = "calls_batch_get.store.postgres.xǁPostgresStoreǁread__mutmut_3"
 
@@ -69,3 +75,14 @@ def test_the_durations_are_mutmuts_stats_or_none(tmp_path: Path) -> None:
     assert recorded_durations(stats) == {}
     stats.write_text(json.dumps({"duration_by_test": {"tests/test_a.py::test_b": 0.5}}))
     assert recorded_durations(stats) == {"tests/test_a.py::test_b": 0.5}
+
+
+def test_each_mutants_session_is_one_line_of_its_own(tmp_path: Path) -> None:
+    times = tmp_path / "mutant-times.jsonl"
+    record_session(MUTANT, 1.23456, 7, 1, times)
+    record_session("calls_batch_get.cursor.x_decode__mutmut_2", 0.5, 73, 0, times)
+    assert [json.loads(line) for line in times.read_text().splitlines()] == [
+        {"mutant": MUTANT, "seconds": 1.235, "tests": 7, "exit": 1},
+        {"mutant": "calls_batch_get.cursor.x_decode__mutmut_2", "seconds": 0.5, "tests": 73,
+         "exit": 0},
+    ]
