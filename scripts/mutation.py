@@ -16,6 +16,8 @@ prints the score per module, counting as equivalent the mutants that
 from __future__ import annotations
 
 import argparse
+import ast
+import difflib
 import json
 import os
 import shutil
@@ -77,11 +79,55 @@ class Tally:
         return 100.0 * self.killed / counted if counted else 100.0
 
 
-def equivalent_mutants() -> dict[str, str]:
+@dataclass(frozen=True)
+class Equivalent:
+    reason: str
+    # The mutant's changed line(s), as mutations() gives them: a change to its function
+    # renumbers its mutants, and a name must not go on excusing another mutation.
+    mutated: str
+
+
+def equivalent_mutants() -> dict[str, Equivalent]:
     with (REPO_ROOT / "pyproject.toml").open("rb") as file:
         tool = tomllib.load(file)["tool"]
-    listed: dict[str, str] = tool.get("calls-batch-get", {}).get("equivalent-mutants", {})
-    return listed
+    listed: dict[str, dict[str, str]] = tool.get("calls-batch-get", {}).get(
+        "equivalent-mutants", {})
+    return {name: Equivalent(entry["reason"], entry["mutated"]) for name, entry in listed.items()}
+
+
+def mutations(package_dir: Path) -> dict[str, str]:
+    """Each mutant's changed line(s), read from the sources mutmut wrote (each mutant is a copy
+    of its function named ``<function>__mutmut_<n>`` beside ``<function>__mutmut_orig``)."""
+    changed: dict[str, str] = {}
+    for path in sorted(package_dir.rglob("*.py")):
+        lines = path.read_text().splitlines()
+        parts = path.relative_to(package_dir.parent).with_suffix("").parts
+        module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        functions: dict[str, list[str]] = {}
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and (
+                "__mutmut_" in node.name
+            ):
+                body = lines[node.lineno:node.end_lineno]  # after the def line
+                functions[node.name] = [line.strip() for line in body]
+        for name, body in functions.items():
+            base, _, number = name.rpartition("__mutmut_")
+            original = functions.get(f"{base}__mutmut_orig")
+            if number == "orig" or original is None:
+                continue
+            diff = list(difflib.unified_diff(original, body, lineterm="", n=0))[2:]
+            added = [line[1:] for line in diff if line.startswith("+")]
+            removed = [f"removed: {line[1:]}" for line in diff if line.startswith("-")]
+            changed[f"{module}.{name}"] = " | ".join(added or removed)
+    return changed
+
+
+def confirmed(listed: Mapping[str, Equivalent],
+              current: Mapping[str, str]) -> tuple[dict[str, Equivalent], list[str]]:
+    """The listed equivalents whose mutant is still the mutation they were listed for, and the
+    names of those whose mutant is now another (or gone)."""
+    same = {name: entry for name, entry in listed.items() if current.get(name) == entry.mutated}
+    return same, [name for name in listed if name not in same]
 
 
 def module_of(mutant: str) -> str:
@@ -102,7 +148,7 @@ def results() -> dict[str, str]:
     return verdicts
 
 
-def tally(verdicts: Mapping[str, str], equivalent: Mapping[str, str],
+def tally(verdicts: Mapping[str, str], equivalent: Mapping[str, Equivalent],
           modules: list[str]) -> dict[str, Tally]:
     tallies: dict[str, Tally] = {}
     for name, status in sorted(verdicts.items()):
@@ -121,7 +167,8 @@ def tally(verdicts: Mapping[str, str], equivalent: Mapping[str, str],
 
 
 def report(tallies: Mapping[str, Tally], verdicts: Mapping[str, str],
-           equivalent: Mapping[str, str]) -> None:
+           equivalent: Mapping[str, Equivalent], changed: list[str],
+           current: Mapping[str, str]) -> None:
     print(f"\n{'module':16} {'run':>5} {'killed':>6} {'equiv.':>6} {'left':>5} {'score':>7}"
           f" {'not run':>8}")
     whole = Tally()
@@ -134,12 +181,13 @@ def report(tallies: Mapping[str, Tally], verdicts: Mapping[str, str],
         print(f"{module:16} {entry.total:5} {entry.killed:6} {entry.equivalent:6} "
               f"{len(entry.survivors):5} {score} {entry.not_run:8}")
     for name in whole.survivors:
-        print(f"  {verdicts[name]:10} {name}")
-    # A listed mutant that is killed now, or gone, is a stale entry: say so, so the list stays true.
+        print(f"  {verdicts[name]:10} {name}: {current.get(name, '?')}")
+    # A listed mutant that is killed now, gone, or another mutation: the list must stay true.
+    for name in changed:
+        print(f"  listed as equivalent but now {current.get(name, 'gone')!r}: {name}")
     for name in equivalent:
-        status = verdicts.get(name, "gone")
-        if status in KILLED_STATUSES | {"gone"}:
-            print(f"  listed as equivalent but {status}: {name}")
+        if verdicts.get(name) in KILLED_STATUSES:
+            print(f"  listed as equivalent but {verdicts[name]}: {name}")
 
 
 def prepare(mode: str, fresh: bool) -> None:
@@ -211,8 +259,9 @@ def time_report(times: Mapping[str, tuple[float, int]], verdicts: Mapping[str, s
 
 def summarize(modules: list[str]) -> int:
     verdicts = results()
-    equivalent = equivalent_mutants()
-    report(tally(verdicts, equivalent, modules), verdicts, equivalent)
+    current = mutations(MUTANTS_DIR / PACKAGE)
+    equivalent, changed = confirmed(equivalent_mutants(), current)
+    report(tally(verdicts, equivalent, modules), verdicts, equivalent, changed, current)
     time_report(session_times(), verdicts)
     return 0
 

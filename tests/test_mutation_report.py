@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from scripts.mutation import module_of, report, session_times, tally, time_report
+from scripts.mutation import (
+    Equivalent,
+    confirmed,
+    module_of,
+    mutations,
+    report,
+    session_times,
+    tally,
+    time_report,
+)
 
 PG = "calls_batch_get.store.postgres.xǁPostgresStoreǁread__mutmut_"
 CURSOR = "calls_batch_get.cursor.x_decode__mutmut_"
@@ -25,7 +34,7 @@ def test_a_timeout_and_a_survivor_are_left_an_equivalent_is_not_counted() -> Non
         f"{PG}7": "not checked",
         f"{CURSOR}1": "killed",
     }
-    tallies = tally(verdicts, {f"{PG}6": "why it changes nothing"}, [])
+    tallies = tally(verdicts, {f"{PG}6": Equivalent("why it changes nothing", "x = 2")}, [])
     postgres = tallies["store.postgres"]
     assert (postgres.total, postgres.killed, postgres.equivalent, postgres.not_run) == (6, 3, 1, 1)
     # A timeout is not a kill: on a busy machine a survivor running all its tests times out too.
@@ -39,17 +48,77 @@ def test_only_the_modules_asked_for_are_tallied() -> None:
     assert list(tally(verdicts, {}, ["cursor"])) == ["cursor"]
 
 
-def test_a_listed_equivalent_that_is_killed_or_gone_is_reported(
+def test_a_listed_equivalent_that_is_killed_or_now_another_mutation_is_reported(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    verdicts = {f"{PG}1": "killed", f"{PG}2": "survived"}
-    equivalent = {f"{PG}1": "no longer", f"{PG}2": "still", f"{PG}9": "renumbered"}
-    report(tally(verdicts, equivalent, []), verdicts, equivalent)
+    verdicts = {f"{PG}1": "killed", f"{PG}2": "survived", f"{PG}3": "survived"}
+    current = {f"{PG}1": "a = 1", f"{PG}2": "b = 2", f"{PG}3": "c = 4"}
+    listed = {
+        f"{PG}1": Equivalent("no longer", "a = 1"),
+        f"{PG}2": Equivalent("still", "b = 2"),
+        # Renumbered: the name now names another mutation, which this reason does not excuse.
+        f"{PG}3": Equivalent("renumbered", "c = 3"),
+        f"{PG}9": Equivalent("gone", "d = 1"),
+    }
+    equivalent, changed = confirmed(listed, current)
+    assert list(equivalent) == [f"{PG}1", f"{PG}2"]
+    assert changed == [f"{PG}3", f"{PG}9"]
+    report(tally(verdicts, equivalent, []), verdicts, equivalent, changed, current)
     out = capsys.readouterr().out
+    assert "store.postgres       3      1      1     1   50.0%        0" in out
+    assert f"  survived   {PG}3: c = 4" in out
     assert f"listed as equivalent but killed: {PG}1" in out
-    assert f"listed as equivalent but gone: {PG}9" in out
+    assert f"listed as equivalent but now 'c = 4': {PG}3" in out
+    assert f"listed as equivalent but now 'gone': {PG}9" in out
     assert f"{PG}2" not in out
-    assert "store.postgres       2      1      1     0  100.0%        0" in out
+
+
+MUTATED_MODULE = """\
+def x_f__mutmut_orig(a):
+    if a > 1:
+        return 1
+    return 2
+
+def x_f__mutmut_1(a):
+    if a >= 1:
+        return 1
+    return 2
+
+def x_f__mutmut_2(a):
+    if a > 1:
+        return 1
+
+class C:
+    def xǁCǁg__mutmut_orig(self):
+        return "x"
+
+    def xǁCǁg__mutmut_1(self):
+        return "XXxXX"
+"""
+
+
+def test_a_mutants_changed_line_is_read_from_the_source_mutmut_wrote(tmp_path: Path) -> None:
+    package = tmp_path / "calls_batch_get"
+    (package / "store").mkdir(parents=True)
+    (package / "cursor.py").write_text(MUTATED_MODULE)
+    (package / "store" / "__init__.py").write_text(MUTATED_MODULE)
+    changed = mutations(package)
+    assert changed == {
+        "calls_batch_get.cursor.x_f__mutmut_1": "if a >= 1:",
+        "calls_batch_get.cursor.x_f__mutmut_2": "removed: return 2",
+        "calls_batch_get.cursor.xǁCǁg__mutmut_1": 'return "XXxXX"',
+        "calls_batch_get.store.x_f__mutmut_1": "if a >= 1:",
+        "calls_batch_get.store.x_f__mutmut_2": "removed: return 2",
+        "calls_batch_get.store.xǁCǁg__mutmut_1": 'return "XXxXX"',
+    }
+
+
+def test_every_listed_equivalent_has_a_reason_and_its_mutation() -> None:
+    from scripts.mutation import equivalent_mutants
+
+    listed = equivalent_mutants()
+    assert listed
+    assert all(entry.reason and entry.mutated for entry in listed.values())
 
 
 @pytest.mark.parametrize(("mutant", "module"), [
