@@ -1,5 +1,6 @@
 """What the direct store asks of each connection's socket and of its pool, seen where it takes
-effect: in the kernel's socket options, the pool's threads, and how long closing takes."""
+effect: in the kernel's socket options, the pool's threads, how long waiting for a connection
+and closing take, and which failures it tries again."""
 
 from __future__ import annotations
 
@@ -7,8 +8,14 @@ import os
 import socket
 import threading
 import time
+from datetime import timedelta
 from uuid import uuid4
 
+import psycopg
+import pytest
+
+from calls_batch_get.cursor import Position
+from calls_batch_get.deadline import Deadline
 from calls_batch_get.params import BatchQuery
 from calls_batch_get.store import StoreError
 from calls_batch_get.store.postgres import (
@@ -20,6 +27,7 @@ from calls_batch_get.store.postgres import (
     MAX_IDLE_SECONDS,
     PostgresStore,
 )
+from tests.database import T0, Seeder
 from tests.tokens import caller_of
 from tests.wire_proxy import WireProxy, proxied_url
 
@@ -107,3 +115,106 @@ def test_closing_a_store_whose_pool_is_connecting_to_a_frozen_server_takes_the_c
     assert not reader.is_alive()
     assert len(failures) == 1
 
+
+
+def test_a_read_on_a_fresh_store_whose_server_froze_fails_within_the_budget(
+    function_url: str, proxy: WireProxy
+) -> None:
+    # No connection yet, and the server takes the connection but never answers: the pool keeps
+    # trying to connect, and the read must give up waiting for it when its budget is spent.
+    store = PostgresStore(proxied_url(function_url, proxy.port), 1.0)
+    proxy.freeze()
+    failures: list[StoreError] = []
+
+    def read() -> None:
+        try:
+            store.read(caller_of(uuid4()), BatchQuery(batch_id=uuid4()))
+        except StoreError as failure:
+            failures.append(failure)
+
+    reader = threading.Thread(target=read)
+    try:
+        reader.start()
+        reader.join(1.0 + SLACK_SECONDS)
+        assert not reader.is_alive(), "the read outlived its budget waiting for a connection"
+        assert [failure.status for failure in failures] == [500]
+    finally:
+        proxy.thaw()
+        store.close()
+        reader.join(BUDGET_SECONDS)
+
+
+def test_a_statements_own_failure_on_an_open_connection_is_not_tried_again(
+    database_url: str, pg_store: PostgresStore
+) -> None:
+    # Only a connection that died under the statement is worth a second try; a failure the
+    # server reported on a connection still open (here a lock it could not get in time) would
+    # be met again, and the read would spend its budget on it.
+    attempts: list[bool] = []
+
+    def work(conn: psycopg.Connection[dict[str, object]], judged: bool) -> None:
+        attempts.append(judged)
+        conn.execute("set lock_timeout = '50ms'")
+        conn.execute("select count(*) from public.call_batches")
+
+    with psycopg.connect(database_url) as holder:
+        holder.execute("lock table public.call_batches in access exclusive mode")
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            pg_store._on_a_connection(Deadline(BUDGET_SECONDS), work)
+    assert len(attempts) == 1
+
+
+def test_a_query_with_a_cursor_starts_after_it_whatever_its_offset(
+    db: Seeder, pg_store: PostgresStore
+) -> None:
+    # BatchQuery's contract: with ``after`` set, ``offset`` is not used (the parameters refuse
+    # both at once; the store must not add them up if a caller builds one).
+    agency_id, user_id = db.agency_with_user()
+    batch_id = db.batch(agency_id)
+    ids = db.contacts(batch_id, 5, step=timedelta(seconds=1))
+    after = Position(created_at=T0, id=ids[0])
+    pages = [
+        pg_store.read(caller_of(user_id),
+                      BatchQuery(batch_id=batch_id, offset=offset, after=after)).page
+        for offset in (0, 2)
+    ]
+    assert [[c.id for c in page.contacts] for page in pages] == [ids[1:], ids[1:]]
+
+
+def test_a_retry_after_a_connection_died_mid_read_waits_only_for_what_is_left(
+    db: Seeder, database_url: str, function_url: str
+) -> None:
+    # A read blocked on a lock loses its connection half-way through its budget (the server
+    # ended the session: a restart, a pooler): it is tried again on a new connection, which the
+    # server refuses for now. Waiting for that one may take what is left of the budget, not the
+    # whole budget again.
+    agency_id, user_id = db.agency_with_user()
+    batch_id = db.batch(agency_id)
+    store = PostgresStore(function_url, BUDGET_SECONDS, max_connections=1)
+    took: list[float] = []
+
+    def read() -> None:
+        started = time.monotonic()
+        try:
+            store.read(caller_of(user_id), BatchQuery(batch_id=batch_id))
+        except StoreError:
+            took.append(time.monotonic() - started)
+
+    try:
+        store.warm()
+        db.conn.execute("alter role calls_batch_get connection limit 0")
+        with psycopg.connect(database_url) as holder:
+            holder.execute("lock table public.call_batches in access exclusive mode")
+            reader = threading.Thread(target=read)
+            reader.start()
+            time.sleep(BUDGET_SECONDS / 2)
+            db.conn.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity"
+                " where usename = 'calls_batch_get' and datname = current_database()"
+            )
+            reader.join(2 * BUDGET_SECONDS)
+    finally:
+        db.conn.execute("alter role calls_batch_get connection limit -1")
+        store.close()
+    assert len(took) == 1
+    assert took[0] < BUDGET_SECONDS + SLACK_SECONDS, took
