@@ -1,10 +1,12 @@
 """Mutation testing with mutmut, as configured in pyproject.toml's ``[tool.mutmut]``.
 
-    scripts/mutation.sh [--pure] [--fresh] [--report] [--jobs N] [MODULE ...]
+    scripts/mutation.sh [--pure] [--fresh] [--all] [--report] [--jobs N] [MODULE ...]
 
 MODULE is a module of the package (``auth``, ``store.postgres``); none means all of them.
 ``--pure`` is the fast path: the modules that need no database, against the tests that need no
 database. ``--fresh`` forgets earlier results (a run otherwise re-tests only what changed);
+``--all`` runs the listed equivalent mutants too, which are otherwise set aside (each would run
+every test that reaches its function, for a verdict known in advance: half a round's time);
 ``--report`` prints the table of the last run again.
 
 One embedded PostgreSQL serves every mutant's test session (``TEST_DATABASE_URL``, unless that
@@ -52,6 +54,25 @@ PURE = ("auth", "cursor", "deadline", "errors", "http", "keyset", "lazy", "log",
 KILLED_STATUSES = frozenset({"killed", "caught by type check", "segfault"})
 # Not run (another module's, or a run stopped early): neither killed nor surviving.
 NOT_RUN_STATUSES = frozenset({"not checked", "check was interrupted by user", "skipped"})
+# The verdict a listed equivalent is given instead of a run (mutmut's "skipped"): mutmut leaves
+# a mutant that has one alone.
+SET_ASIDE_EXIT_CODE = 34
+SET_ASIDE = "equivalent, set aside"
+# mutmut 3.8.1's own first steps of `mutmut run`, up to writing the mutants (its internals: the
+# version is pinned), so that the listed equivalents can be set aside before the run.
+GENERATE = """
+import os
+from mutmut.__main__ import create_mutants, store_lines_covered_by_tests
+from mutmut.mutation.trampoline import set_mutant_under_test
+from mutmut.utils.file_utils import copy_also_copy_files, copy_src_dir, setup_source_paths
+set_mutant_under_test("mutant_generation")
+os.makedirs("mutants", exist_ok=True)
+copy_src_dir()
+copy_also_copy_files()
+setup_source_paths()
+store_lines_covered_by_tests()
+create_mutants(os.cpu_count() or 1)
+"""
 
 
 @dataclass
@@ -62,7 +83,7 @@ class Tally:
 
     @property
     def total(self) -> int:
-        """The mutants that were run."""
+        """The mutants that were run, and the listed equivalents set aside."""
         return sum(n for status, n in self.statuses.items() if status not in NOT_RUN_STATUSES)
 
     @property
@@ -156,6 +177,8 @@ def tally(verdicts: Mapping[str, str], equivalent: Mapping[str, Equivalent],
         if modules and module not in modules:
             continue
         entry = tallies.setdefault(module, Tally())
+        if status == "skipped" and name in equivalent:
+            status = SET_ASIDE
         entry.statuses[status] += 1
         if status in KILLED_STATUSES | NOT_RUN_STATUSES:
             continue
@@ -169,7 +192,7 @@ def tally(verdicts: Mapping[str, str], equivalent: Mapping[str, Equivalent],
 def report(tallies: Mapping[str, Tally], verdicts: Mapping[str, str],
            equivalent: Mapping[str, Equivalent], changed: list[str],
            current: Mapping[str, str]) -> None:
-    print(f"\n{'module':16} {'run':>5} {'killed':>6} {'equiv.':>6} {'left':>5} {'score':>7}"
+    print(f"\n{'module':16} {'total':>5} {'killed':>6} {'equiv.':>6} {'left':>5} {'score':>7}"
           f" {'not run':>8}")
     whole = Tally()
     for module, entry in [*sorted(tallies.items()), ("all", whole)]:
@@ -180,6 +203,8 @@ def report(tallies: Mapping[str, Tally], verdicts: Mapping[str, str],
         score = f"{entry.score:6.1f}%" if entry.total else "      -"
         print(f"{module:16} {entry.total:5} {entry.killed:6} {entry.equivalent:6} "
               f"{len(entry.survivors):5} {score} {entry.not_run:8}")
+    print(f"(equivalent: {whole.equivalent}, of which {whole.statuses[SET_ASIDE]} set aside,"
+          " not run)")
     for name in whole.survivors:
         print(f"  {verdicts[name]:10} {name}: {current.get(name, '?')}")
     # A listed mutant that is killed now, gone, or another mutation: the list must stay true.
@@ -188,6 +213,26 @@ def report(tallies: Mapping[str, Tally], verdicts: Mapping[str, str],
     for name in equivalent:
         if verdicts.get(name) in KILLED_STATUSES:
             print(f"  listed as equivalent but {verdicts[name]}: {name}")
+
+
+def set_aside(equivalent: Mapping[str, Equivalent]) -> int:
+    """Gives each listed equivalent that has no verdict yet the set-aside one, and takes it
+    from any other mutant set aside in an earlier run (``--all``, or no longer listed), in
+    mutmut's ``.meta`` files; returns how many are set aside."""
+    count = 0
+    for meta in sorted(MUTANTS_DIR.rglob("*.py.meta")):
+        data = json.loads(meta.read_text())
+        codes: dict[str, int | None] = data["exit_code_by_key"]
+        before = dict(codes)
+        for name, code in codes.items():
+            if code is None and name in equivalent:
+                codes[name] = SET_ASIDE_EXIT_CODE
+            elif code == SET_ASIDE_EXIT_CODE and name not in equivalent:
+                codes[name] = None
+        if codes != before:
+            meta.write_text(json.dumps(data))
+        count += sum(code == SET_ASIDE_EXIT_CODE for code in codes.values())
+    return count
 
 
 def prepare(mode: str, fresh: bool) -> None:
@@ -203,6 +248,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("modules", nargs="*", help="modules of the package (default: all)")
     parser.add_argument("--pure", action="store_true", help="only what needs no database")
     parser.add_argument("--fresh", action="store_true", help="forget earlier results")
+    parser.add_argument("--all", action="store_true",
+                        help="run the listed equivalent mutants too")
     parser.add_argument("--report", action="store_true", help="only report the last results")
     parser.add_argument("--jobs", type=int, default=2 * (os.cpu_count() or 1),
                         help="mutants run at once (default: 2 per core)")
@@ -218,14 +265,22 @@ def main(argv: list[str]) -> int:
     if args.pure:
         # The conftest marks every test that needs the database server.
         env["PYTEST_ADDOPTS"] = f"{env.get('PYTEST_ADDOPTS', '')} -m 'not database'".strip()
-    globs = [f"{PACKAGE}.{module}.*" for module in modules]
     mutmut = Path(sys.executable).with_name("mutmut")
+    subprocess.run([sys.executable, "-c", GENERATE], cwd=REPO_ROOT, env=env, check=True)
+    current = mutations(MUTANTS_DIR / PACKAGE)
+    equivalent = {} if args.all else confirmed(equivalent_mutants(), current)[0]
+    # Named mutants are run whatever their verdict (mutmut's rule); a run of all of them runs
+    # those without one, which set_aside() gave the listed equivalents.
+    names = [name for name in sorted(current)
+             if module_of(name) in modules and name not in equivalent] if modules else []
+    if not modules:
+        print(f"{set_aside(equivalent)} listed equivalent mutants set aside (--all runs them)")
     with shared_test_server() as url:
         env["TEST_DATABASE_URL"] = url
         # More mutants at once than cores: much of a mutant's time is its tests waiting (for
         # budgets to run out, frozen servers, key services). Not many more: a surviving mutant
         # runs all its tests, and starved of CPU it overruns its limit and reads as a timeout.
-        command = [str(mutmut), "run", "--max-children", str(args.jobs), *globs]
+        command = [str(mutmut), "run", "--max-children", str(args.jobs), *names]
         run = subprocess.run(command, cwd=REPO_ROOT, env=env, check=False)
     if run.returncode != 0:
         return run.returncode

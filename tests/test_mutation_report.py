@@ -66,6 +66,7 @@ def test_a_listed_equivalent_that_is_killed_or_now_another_mutation_is_reported(
     report(tally(verdicts, equivalent, []), verdicts, equivalent, changed, current)
     out = capsys.readouterr().out
     assert "store.postgres       3      1      1     1   50.0%        0" in out
+    assert "(equivalent: 1, of which 0 set aside, not run)" in out
     assert f"  survived   {PG}3: c = 4" in out
     assert f"listed as equivalent but killed: {PG}1" in out
     assert f"listed as equivalent but now 'c = 4': {PG}3" in out
@@ -144,3 +145,27 @@ def test_the_time_report_names_where_the_round_went(
     out = capsys.readouterr().out.splitlines()
     assert out[1] == "test sessions: 40 s (survived 40 s, killed 0 s)"
     assert out[2].split() == ["40.0", "s", "300", "tests", "survived", f"{PG}2"]
+
+
+def test_listed_equivalents_are_set_aside_and_counted_as_equivalent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import scripts.mutation as mutation
+
+    monkeypatch.setattr(mutation, "MUTANTS_DIR", tmp_path)
+    meta = tmp_path / "calls_batch_get" / "store" / "postgres.py.meta"
+    meta.parent.mkdir(parents=True)
+    codes = {f"{PG}1": None, f"{PG}2": None, f"{PG}3": 1, f"{PG}4": mutation.SET_ASIDE_EXIT_CODE}
+    meta.write_text(json.dumps({"exit_code_by_key": codes, "hash_by_function_name": {"f": "h"}}))
+    # PG2 has no verdict and is listed; PG3 has one; PG4 was set aside but is listed no more.
+    listed = {f"{PG}2": Equivalent("why", "x"), f"{PG}3": Equivalent("why", "y")}
+    assert mutation.set_aside(listed) == 1
+    data = json.loads(meta.read_text())
+    assert data["exit_code_by_key"] == {f"{PG}1": None, f"{PG}2": 34, f"{PG}3": 1, f"{PG}4": None}
+    assert data["hash_by_function_name"] == {"f": "h"}
+
+    verdicts = {f"{PG}1": "killed", f"{PG}2": "skipped", f"{PG}3": "killed", f"{PG}5": "skipped"}
+    postgres = tally(verdicts, listed, [])["store.postgres"]
+    # A set-aside equivalent counts as one; another skipped mutant is not run.
+    assert (postgres.total, postgres.killed, postgres.equivalent, postgres.not_run) == (3, 2, 1, 1)
+    assert postgres.score == 100.0
