@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -521,8 +522,10 @@ def test_one_json_log_line_per_request_without_secrets(
     client: FlaskClient, auth: dict[str, str], rest: respx.MockRouter, log_lines: LogLines
 ) -> None:
     serve(rest)
+    started = time.perf_counter()
     get(client, **auth, **{"X-Request-Id": "trace-me"})
     get(client)
+    elapsed = time.perf_counter() - started
     lines = log_lines()
     assert len(lines) == 2
     ok, denied = lines
@@ -537,6 +540,9 @@ def test_one_json_log_line_per_request_without_secrets(
         seconds = float(line["httpRequest"]["latency"].removesuffix("s"))
         assert line["latency_ms"] > 0
         assert abs(line["latency_ms"] - seconds * 1000) <= 0.011
+        assert line["latency_ms"] == round(line["latency_ms"], 2)
+    # Each request's own time, as the caller saw it go by: no more than both took together.
+    assert sum(line["latency_ms"] for line in lines) <= elapsed * 1000
     assert denied["severity"] == "WARNING"
     assert (denied["status"], denied["user_id"]) == (401, None)
     assert denied["error"] == "Missing authorization header"
