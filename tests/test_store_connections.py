@@ -36,6 +36,21 @@ BUDGET_SECONDS = 3.0
 SLACK_SECONDS = 0.75
 
 
+def read_in_background(store: PostgresStore) -> tuple[threading.Thread, list[StoreError]]:
+    """A read of a batch nobody has, started on a thread of its own; its failures are listed."""
+    failures: list[StoreError] = []
+
+    def read() -> None:
+        try:
+            store.read(caller_of(uuid4()), BatchQuery(batch_id=uuid4()))
+        except StoreError as failure:
+            failures.append(failure)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    return reader, failures
+
+
 def test_each_connection_asks_the_kernel_to_notice_a_dead_network(
     function_url: str, proxy: WireProxy
 ) -> None:
@@ -92,16 +107,7 @@ def test_closing_a_store_whose_pool_is_connecting_to_a_frozen_server_takes_the_c
     # answering must not hold the exit for the whole connect timeout.
     store = PostgresStore(proxied_url(function_url, proxy.port), BUDGET_SECONDS)
     proxy.freeze()
-    failures: list[BaseException] = []
-
-    def read() -> None:
-        try:
-            store.read(caller_of(uuid4()), BatchQuery(batch_id=uuid4()))
-        except StoreError as failure:
-            failures.append(failure)
-
-    reader = threading.Thread(target=read)
-    reader.start()
+    reader, failures = read_in_background(store)
     try:
         # The read waits for a connection while a pool worker tries to open one.
         time.sleep(0.3)
@@ -116,7 +122,6 @@ def test_closing_a_store_whose_pool_is_connecting_to_a_frozen_server_takes_the_c
     assert len(failures) == 1
 
 
-
 def test_a_read_on_a_fresh_store_whose_server_froze_fails_within_the_budget(
     function_url: str, proxy: WireProxy
 ) -> None:
@@ -124,17 +129,8 @@ def test_a_read_on_a_fresh_store_whose_server_froze_fails_within_the_budget(
     # trying to connect, and the read must give up waiting for it when its budget is spent.
     store = PostgresStore(proxied_url(function_url, proxy.port), 1.0)
     proxy.freeze()
-    failures: list[StoreError] = []
-
-    def read() -> None:
-        try:
-            store.read(caller_of(uuid4()), BatchQuery(batch_id=uuid4()))
-        except StoreError as failure:
-            failures.append(failure)
-
-    reader = threading.Thread(target=read)
+    reader, failures = read_in_background(store)
     try:
-        reader.start()
         reader.join(1.0 + SLACK_SECONDS)
         assert not reader.is_alive(), "the read outlived its budget waiting for a connection"
         assert [failure.status for failure in failures] == [500]
