@@ -269,12 +269,12 @@ def main(argv: list[str]) -> int:
     subprocess.run([sys.executable, "-c", GENERATE], cwd=REPO_ROOT, env=env, check=True)
     current = mutations(MUTANTS_DIR / PACKAGE)
     equivalent = {} if args.all else confirmed(equivalent_mutants(), current)[0]
-    # Named mutants are run whatever their verdict (mutmut's rule); a run of all of them runs
-    # those without one, which set_aside() gave the listed equivalents.
+    # A run of all mutants runs those without a verdict, which set_aside() gives the listed
+    # equivalents; named mutants are run whatever their verdict (mutmut's rule), so a run of
+    # some modules names all of theirs but the listed equivalents.
+    print(f"{set_aside(equivalent)} listed equivalent mutants set aside (--all runs them)")
     names = [name for name in sorted(current)
              if module_of(name) in modules and name not in equivalent] if modules else []
-    if not modules:
-        print(f"{set_aside(equivalent)} listed equivalent mutants set aside (--all runs them)")
     with shared_test_server() as url:
         env["TEST_DATABASE_URL"] = url
         # More mutants at once than cores: much of a mutant's time is its tests waiting (for
