@@ -284,7 +284,8 @@ def main(argv: list[str]) -> int:
         run = subprocess.run(command, cwd=REPO_ROOT, env=env, check=False)
     if run.returncode != 0:
         return run.returncode
-    return summarize(modules)
+    # The run wrote no mutants anew: they were written before it, and read into `current`.
+    return summarize(modules, current)
 
 
 def session_times(path: Path = TIMES_FILE) -> dict[str, tuple[float, int]]:
@@ -312,9 +313,11 @@ def time_report(times: Mapping[str, tuple[float, int]], verdicts: Mapping[str, s
         print(f"  {seconds:6.1f} s {tests:4} tests  {verdicts.get(name, 'gone'):9} {name}")
 
 
-def summarize(modules: list[str]) -> int:
+def summarize(modules: list[str], current: Mapping[str, str] | None = None) -> int:
+    """The report; ``current`` is mutations() of the run, when it has just been read."""
     verdicts = results()
-    current = mutations(MUTANTS_DIR / PACKAGE)
+    if current is None:
+        current = mutations(MUTANTS_DIR / PACKAGE)
     equivalent, changed = confirmed(equivalent_mutants(), current)
     report(tally(verdicts, equivalent, modules), verdicts, equivalent, changed, current)
     time_report(session_times(), verdicts)

@@ -66,12 +66,15 @@ def transaction_pooler(database_url: str, user: str, password: str) -> Iterator[
             for path in (Path(directory), config, users):
                 os.chown(path, owner.pw_uid, owner.pw_gid)
             run_as = {"user": UNPRIVILEGED_USER}
-        process = subprocess.Popen(
-            [pgbouncer_binary(), str(config)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **run_as,  # type: ignore[call-overload]
-        )
+        # Its log goes to a file: a pipe nobody reads while it runs would fill and stall it.
+        log = Path(directory) / "pgbouncer.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                [pgbouncer_binary(), str(config)],
+                stdout=output, stderr=subprocess.STDOUT, **run_as,  # type: ignore[call-overload]
+            )
         try:
-            _wait_for(port_here, process)
+            _wait_for(port_here, process, log)
             yield port_here
         finally:
             process.terminate()
@@ -80,16 +83,13 @@ def transaction_pooler(database_url: str, user: str, password: str) -> Iterator[
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
 
 
-def _wait_for(port: int, process: subprocess.Popen[bytes]) -> None:
+def _wait_for(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            output = process.stdout.read().decode() if process.stdout else ""
-            raise AssertionError(f"pgbouncer exited at start: {output}")
+            raise AssertionError(f"pgbouncer exited at start: {log.read_text()}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
             return
         time.sleep(0.05)
